@@ -1,0 +1,53 @@
+"""The FastAPI application factory. Importing this module must not import torch."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from clicktune import __version__
+from clicktune.api.errors import install_error_handlers
+from clicktune.api.routers import clickstream, embeddings, items, service, tasks
+from clicktune.logs import get_logger
+from clicktune.settings import Settings, get_settings
+from clicktune.store.engine import make_engine, migrate
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_data_dir()
+        engine = make_engine(settings.effective_database_url)
+        migrate(engine)
+        app.state.engine = engine
+        log.info("api_started", database=engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="clicktune",
+        version=__version__,
+        description="Turn search clickstream into better embedding models.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (
+        service.router,
+        clickstream.router,
+        items.router,
+        tasks.router,
+        embeddings.router,
+    ):
+        app.include_router(router, prefix="/api/v1")
+    return app

@@ -1,0 +1,144 @@
+"""The fine-tuning method (plugin) interface.
+
+A method is a class with `meta` and a `run` that turns one task (a released batch) into a result.
+The worker owns the lifecycle (claim, lease, status); the method owns the work and reports through
+the `TaskContext` it is given. Importing this module must stay cheap: no torch.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from sqlalchemy import Engine
+
+from clicktune.settings import Settings
+
+
+@dataclass(frozen=True)
+class MethodMeta:
+    """What identifies a method: tasks name it by `name`."""
+
+    name: str
+    version: str
+    description: str
+
+
+class InvalidHyperparameter(ValueError):
+    """A task fixed a hyperparameter the method does not have, or a value it cannot take."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class TaskCanceled(Exception):
+    """Raised inside a method when the context reports the task was canceled (or its lease lost)."""
+
+
+class TaskFailed(Exception):
+    """A method's deliberate failure: ends the task `error` with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class TaskResult:
+    """What a finished run of a method puts on the task."""
+
+    metrics: dict[str, Any] | None = None
+    best_run_id: str | None = None
+    best_model_uri: str | None = None
+    promoted: bool | None = None
+    mlflow_experiment: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The task as the method sees it."""
+
+    task_id: str
+    fine_tuning_method: str
+    batch_id: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+
+
+class TaskContext(abc.ABC):
+    """The method's line to the worker: cancellation, progress, events and where to work."""
+
+    task: TaskSpec
+    settings: Settings
+    engine: Engine
+    work_dir: Path
+
+    @abc.abstractmethod
+    def is_canceled(self) -> bool:
+        """True once the task was canceled or this worker lost its lease; cheap to call often."""
+
+    def raise_if_canceled(self) -> None:
+        if self.is_canceled():
+            raise TaskCanceled(self.task.task_id)
+
+    @abc.abstractmethod
+    def report_progress(self, **progress: Any) -> None:
+        """Replace the task's `progress` (stage, runs_total, runs_done, current_run, percent)."""
+
+    @abc.abstractmethod
+    def run_pipeline(self, method: FineTuningMethod) -> TaskResult:
+        """Run the standard eight-step iteration (PIPELINE.md) with `method`'s hooks.
+
+        The worker provides it, so methods never import the worker.
+        """
+
+    @abc.abstractmethod
+    def add_event(
+        self,
+        message: str,
+        level: Literal["info", "warning", "error"] = "info",
+        **data: Any,
+    ) -> None:
+        """Append to the task's progress log."""
+
+
+class FineTuningMethod(abc.ABC):
+    """Base class of every fine-tuning method plugin."""
+
+    meta: ClassVar[MethodMeta]
+
+    def describe(self) -> dict[str, Any]:
+        """The `GET /fine-tuning/methods` entry; subclasses add the model and search space."""
+        return {
+            "name": self.meta.name,
+            "version": self.meta.version,
+            "description": self.meta.description,
+            "base_model": None,
+            "hyperparameters": {},
+        }
+
+    def validate_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        """Check a task's fixed hyperparameters; raise `InvalidHyperparameter` naming the bad one.
+
+        The default accepts only names of the search space `describe()` publishes; methods with
+        typed search spaces also check and convert the values.
+        """
+        space = self.describe().get("hyperparameters") or {}
+        for name in sorted(set(hyperparameters) - set(space)):
+            raise InvalidHyperparameter(
+                name, f"unknown hyperparameter {name!r}; this method has: {sorted(space) or 'none'}"
+            )
+        return hyperparameters
+
+    def run(self, context: TaskContext) -> TaskResult:
+        """Do the task's work; raise `TaskCanceled` or `TaskFailed` to end it otherwise.
+
+        By default the standard iteration; a method with a different kind of work overrides this.
+        """
+        return context.run_pipeline(self)

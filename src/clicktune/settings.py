@@ -1,0 +1,96 @@
+"""Every setting is a `CLICKTUNE_*` environment variable; this is the one place they are read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one clicktune instance (API, worker or both)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLICKTUNE_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./clicktune-data"), description="Embedded database, MLflow store, work folders."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in the data dir."
+    )
+    host: str = Field("127.0.0.1", description="Where the API listens.")
+    port: int = Field(5000, description="API port.")
+    public_url: str | None = Field(None, description="Base of absolute URLs the API hands out.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow store or server; default SQLite in the data dir."
+    )
+    mlflow_port: int = Field(5001, description="Where `clicktune up` serves the MLflow UI.")
+    plugins_path: Path | None = Field(
+        None, description="Folder of extra fine-tuning method plugins."
+    )
+    clickstream_max_age_s: float = Field(
+        43200, description="Oldest created_at accepted on live endpoints; 0 disables."
+    )
+
+    max_search_results: int = Field(1000, description="Most search_results in one session.")
+    max_events_per_request: int = Field(1000, description="Most events in one events request.")
+    max_bulk_items: int = Field(10000, description="Most items in one bulk request.")
+    max_meta_bytes: int = Field(
+        65536, description="Largest meta/metadata object, in bytes of JSON."
+    )
+
+    worker_lease_s: float = Field(
+        60.0, description="How long a claimed task stays leased without a heartbeat."
+    )
+    worker_heartbeat_s: float = Field(
+        5.0, description="How often a worker renews its lease and checks for cancel."
+    )
+    worker_poll_s: float = Field(
+        1.0, description="How often an idle worker looks for a pending task."
+    )
+    worker_max_attempts: int = Field(
+        3, description="Claims of one task before it ends `error` / `worker_lost`."
+    )
+    worker_online_s: float = Field(
+        30.0, description="A worker seen within this many seconds counts as online in /health."
+    )
+
+    log_level: str = Field("INFO", description="Log level of every process.")
+    log_json: bool = Field(False, description="Logs as JSON lines instead of key=value text.")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'clicktune.db').resolve()}"
+
+    @property
+    def effective_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+    @property
+    def work_dir(self) -> Path:
+        """Temporary per-task folders (starting model, checkpoints); removed when a task ends."""
+        return (self.data_dir / "work").resolve()
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: engine, tables, migrations and one repository module per aggregate."""
