@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from clicktune.logs import configure_logging
 from clicktune.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from clicktune.api.imports import ClickstreamImport, ItemsImport
 
 app = typer.Typer(
     name="clicktune",
@@ -32,6 +37,184 @@ def api() -> None:
 
     settings = _setup()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: claim fine-tuning tasks from the database and run them (SIGTERM stops it)."""
+    from clicktune.worker.loop import run_worker
+
+    run_worker(_setup())
+
+
+@app.command()
+def up() -> None:
+    """Run the whole service in one command: the API and a worker, until Ctrl-C."""
+    from clicktune.worker.supervisor import supervise, up_children
+
+    settings = _setup()
+    raise typer.Exit(supervise(up_children(settings)))
+
+
+@app.command("import-clickstream")
+def import_clickstream(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL: a session per line.")
+    ],
+) -> None:
+    """Import historical sessions (the lines of POST /clickstream/import) into the collecting batch.
+
+    Bad lines are reported and skipped; the exit code is 1 when there were any.
+    """
+    from clicktune.api.imports import ClickstreamImport
+
+    _import(file, ClickstreamImport)
+
+
+@app.command("import-items")
+def import_items(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL: an item per line.")
+    ],
+) -> None:
+    """Insert or replace catalog items (each `{"object_id", "text", "fields", "meta"}`).
+
+    Bad lines are reported and skipped; the exit code is 1 when there were any.
+    """
+    from clicktune.api.imports import ItemsImport
+
+    _import(file, ItemsImport)
+
+
+def _import(file: Path, start: type[ClickstreamImport] | type[ItemsImport]) -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from clicktune.api.imports import import_file
+    from clicktune.store.engine import make_engine, migrate
+
+    settings = _setup()
+    settings.ensure_data_dir()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrate(engine)
+        run = start(engine, settings)
+        with Progress() as progress:
+            bar = progress.add_task(f"import {file.name}", total=file.stat().st_size)
+            import_file(file, run, lambda size: progress.advance(bar, size))
+    finally:
+        engine.dispose()
+    report = run.report()
+    console = Console(highlight=False)
+    counts = [f"{name} {value}" for name, value in report.items() if isinstance(value, int)]
+    console.print(", ".join(counts).replace("errors_total", "bad lines"))
+    for failed in report["errors"]:
+        error = failed["error"]
+        param = f" ({error['param']})" if error["param"] else ""
+        console.print(f"line {failed['line']}: {error['code']}{param}: {error['message']}")
+    if report["errors_total"] > len(report["errors"]):
+        console.print(f"… and {report['errors_total'] - len(report['errors'])} more bad lines")
+    if report["errors_total"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    collection: Annotated[
+        Path | None,
+        typer.Option(
+            help="Collection folder (corpus/queries/qrels); default: the bundled catalog."
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Service URL; default CLICKTUNE_PUBLIC_URL.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Serving model folder; default the packaged base model.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Serve with this task's best model (downloaded).")
+    ] = None,
+    queries: Annotated[
+        Literal["train", "test", "all"], typer.Option(help="Which queries of the split.")
+    ] = "train",
+    limit_queries: Annotated[int | None, typer.Option(min=1, help="Only the first N.")] = None,
+    sessions_per_query: Annotated[int, typer.Option(min=1)] = 3,
+    seed: Annotated[int, typer.Option(help="Same seed, same clickstream.")] = 0,
+    eta: Annotated[
+        float, typer.Option(min=0.0, help="Position bias: examination (1/p)^eta.")
+    ] = 1.0,
+    eps: Annotated[float, typer.Option(min=0.0, max=1.0, help="Noise click probability.")] = 0.1,
+    add_to_cart: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.3,
+    irrelevant: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    items: Annotated[bool, typer.Option(help="Load the corpus into the catalog first.")] = True,
+    via: Annotated[
+        Literal["api", "import"], typer.Option(help="Live endpoints or one bulk import.")
+    ] = "api",
+    ndjson: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write an import file instead of sending.")
+    ] = None,
+    release: Annotated[bool, typer.Option(help="Release the batch afterwards.")] = False,
+    max_seq_length: Annotated[int | None, typer.Option(min=8)] = None,
+    bf16: Annotated[
+        bool | None, typer.Option(help="bfloat16 encoding; default where the CPU has it.")
+    ] = None,
+) -> None:
+    """Simulate users searching a public collection and send their clickstream to the service."""
+    from rich.console import Console
+
+    from clicktune.simulate.click_model import ClickModelConfig
+    from clicktune.simulate.serving import bundled_collection_path
+    from clicktune.simulate.traffic import SimulateOptions, simulate_command
+
+    settings = _setup()
+    options = SimulateOptions(
+        collection_dir=collection or bundled_collection_path(),
+        url=url or settings.effective_public_url,
+        cache_dir=settings.data_dir / "simulate",
+        model_dir=model,
+        task_id=task,
+        queries=queries,
+        limit_queries=limit_queries,
+        sessions_per_query=sessions_per_query,
+        seed=seed,
+        click_model=ClickModelConfig(eta, eps, add_to_cart, irrelevant),
+        load_items=items,
+        via=via,
+        ndjson=ndjson,
+        release=release,
+        max_seq_length=max_seq_length,
+        bf16=bf16,
+    )
+    simulate_command(options, Console())
+
+
+@app.command()
+def demo(
+    url: Annotated[
+        str | None, typer.Option(help="Service URL; default CLICKTUNE_PUBLIC_URL.")
+    ] = None,
+    start: Annotated[
+        bool, typer.Option(help="Start the service (clicktune up) for the demo.")
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Fewer queries and products, one fixed training run.")
+    ] = False,
+    stay: Annotated[
+        bool, typer.Option(help="With --start: keep the service running afterwards.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Same seed, same shoppers.")] = 0,
+) -> None:
+    """Simulated shoppers, a fine-tuning task and a before/after table on a product catalog."""
+    from rich.console import Console
+
+    from clicktune.simulate.demo import DemoOptions, run_demo
+
+    settings = _setup()
+    options = DemoOptions(
+        url=url or settings.effective_public_url, start=start, quick=quick, seed=seed, stay=stay
+    )
+    run_demo(options, settings, Console())
 
 
 @app.command()

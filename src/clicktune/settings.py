@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_meta_bytes: int = Field(
         65536, description="Largest meta/metadata object, in bytes of JSON."
     )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Largest request body (413 above it); for streamed imports, largest line.",
+    )
 
     worker_lease_s: float = Field(
         60.0, description="How long a claimed task stays leased without a heartbeat."
@@ -55,6 +59,17 @@ class Settings(BaseSettings):
     )
     worker_online_s: float = Field(
         30.0, description="A worker seen within this many seconds counts as online in /health."
+    )
+
+    embeddings_max_inputs: int = Field(
+        2048, description="Most texts in one POST /embeddings request."
+    )
+    embeddings_champion_ttl_s: float = Field(
+        10.0,
+        description="How long /embeddings trusts its view of a method's champion before checking.",
+    )
+    embeddings_cached_models: int = Field(
+        4, description="Models /embeddings keeps loaded (least recently used ones go first)."
     )
 
     log_level: str = Field("INFO", description="Log level of every process.")

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clicktune import __version__
+from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
-from clicktune.api.routers import clickstream, embeddings, items, service, tasks
+from clicktune.api.routers import clickstream, embeddings, items, models, service, tasks
 from clicktune.logs import get_logger
+from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings, get_settings
 from clicktune.store.engine import make_engine, migrate
 
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.effective_database_url)
         migrate(engine)
         app.state.engine = engine
+        app.state.methods = load_registry(settings)
         log.info("api_started", database=engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -42,11 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        streamed_paths=frozenset({"/api/v1/clickstream/import"}),
+    )
     for router in (
         service.router,
         clickstream.router,
         items.router,
         tasks.router,
+        models.router,
         embeddings.router,
     ):
         app.include_router(router, prefix="/api/v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,18 +49,23 @@ def _param_path(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def _validation_response(exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+def validation_error(errors: Sequence[Any]) -> ApiError:
+    """The contract's error for pydantic validation errors: the first one names the param."""
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     if first.get("type") == "json_invalid":
-        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        return ApiError(400, "invalid_json", "The request body is not valid JSON.")
     param = _param_path(tuple(first.get("loc", ())))
     ctx_code = (first.get("ctx") or {}).get("code") if isinstance(first.get("ctx"), dict) else None
     code = ctx_code or "invalid_request"
     message = str(first.get("msg", "invalid request"))
     if param:
         message = f"{param}: {message}"
-    return error_response(422, code, message, param)
+    return ApiError(422, code, message, param)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    error = validation_error(exc.errors())
+    return error_response(error.status, error.code, error.message, error.param)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -110,6 +110,9 @@ tasks = Table(
     Column("idempotency_key", CLIENT_ID, unique=True),
     Column("request_hash", String(64)),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Claims since the task was created or last restarted (a clean hand-back undoes its claim):
+    # `Settings.worker_max_attempts` bounds these, so a restart gives a task a fresh allowance.
+    Column("claims", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(128)),
     Column("lease_expires_at", Double),
     Column("heartbeat_at", Double),

@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", CLIENT_ID, unique=True),
         sa.Column("request_hash", sa.String(64)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("claims", sa.Integer, nullable=False, server_default="0"),
         sa.Column("lease_owner", sa.String(128)),
         sa.Column("lease_expires_at", sa.Double),
         sa.Column("heartbeat_at", sa.Double),

@@ -1,0 +1,432 @@
+"""Ingest speed: clickstream over real HTTP, bulk import, and the storage limit beside them.
+
+For each database (SQLite, PostgreSQL): starts the real server (`clicktune api`) on a free port
+with a fresh data dir and database, then
+  1. HTTP: `--clients` concurrent clients (each its own connection, spread over
+     `--client-processes` processes) each register sessions (`POST /clickstream/session`) and add
+     their events (`POST /clickstream/session/events`): sessions/s and per-request p50/p99;
+  2. import: the same kind of sessions as one NDJSON body streamed to `POST /clickstream/import`;
+  3. storage limit (the reference): the same rows inserted straight through SQLAlchemy Core in one
+     transaction into another fresh database.
+Goals (BENCHMARKS.md §2): HTTP ≥ 1,000 sessions/s at p99 ≤ 50 ms on SQLite; import ≥ 25 % of the
+storage limit; both on PostgreSQL too.
+
+    python bench/ingest.py [--databases sqlite postgresql] [--sessions 6000] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, insert, text
+
+from clicktune.ids import new_id
+from clicktune.store.clickstream import content_hash
+from clicktune.store.engine import make_engine, migrate, write_transaction
+from clicktune.store.tables import batches, events, sessions
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+API = "/api/v1/clickstream"
+HTTP_GOAL_SESSIONS_S = 1000.0
+HTTP_GOAL_P99_MS = 50.0
+IMPORT_GOAL_RATIO = 0.25
+
+
+@dataclass(frozen=True)
+class Workload:
+    results: int  # search results per session
+    events: int  # events per session
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return {
+            "session_id": session_id,
+            "search_query": f"query for {session_id}",
+            "search_results": [
+                {"object_id": f"doc-{i}", "rank": round(1.0 - i / 100, 3)}
+                for i in range(self.results)
+            ],
+            "user_id": "bench-user",
+        }
+
+    def events_of(self, session_id: str) -> list[dict[str, Any]]:
+        return [
+            {"event_id": f"{session_id}-e{i}", "object_id": f"doc-{i * 2}", "event_type": "click"}
+            for i in range(self.events)
+        ]
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(database_url: str, data_dir: Path) -> Iterator[str]:
+    """`clicktune api` in a subprocess; yields its base URL once it answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CLICKTUNE_DATA_DIR": str(data_dir),
+        "CLICKTUNE_DATABASE_URL": database_url,
+        "CLICKTUNE_PORT": str(port),
+        "CLICKTUNE_LOG_LEVEL": "WARNING",
+    }
+    clicktune = str(Path(sys.executable).parent / "clicktune")
+    server = subprocess.Popen([clicktune, "api"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"the API exited with code {server.returncode}")
+            try:
+                if httpx.get(f"{base}/api/v1/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the API did not start within 60 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextmanager
+def fresh_database(kind: str, admin_url: str, folder: Path, name: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'{name}.db'}"
+        return
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    database = f"clicktune_bench_{name}_{new_id()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield admin.url.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --- 1. HTTP ---------------------------------------------------------------------------------
+
+
+async def _client(
+    http: httpx.AsyncClient, workload: Workload, ids: list[str], latencies: dict[str, list[float]]
+) -> None:
+    for session_id in ids:
+        started = time.perf_counter()
+        registered = await http.post(f"{API}/session", json=workload.session(session_id))
+        middle = time.perf_counter()
+        added = await http.post(
+            f"{API}/session/events",
+            json={"session_id": session_id, "events": workload.events_of(session_id)},
+        )
+        ended = time.perf_counter()
+        if registered.status_code != 201 or added.status_code != 200:
+            raise SystemExit(f"unexpected answer: {registered.text} / {added.text}")
+        latencies["session"].append(middle - started)
+        latencies["events"].append(ended - middle)
+
+
+async def _clients(base: str, workload: Workload, shares: list[list[str]]) -> dict[str, Any]:
+    latencies: dict[str, list[float]] = {"session": [], "events": []}
+    limits = httpx.Limits(max_connections=len(shares), max_keepalive_connections=len(shares))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+        await http.get("/api/v1/ping")
+        started = time.time()
+        await asyncio.gather(*(_client(http, workload, ids, latencies) for ids in shares))
+        ended = time.time()
+    return {"started": started, "ended": ended, **latencies}
+
+
+def _client_process(args: tuple[str, Workload, list[list[str]]]) -> dict[str, Any]:
+    return asyncio.run(_clients(*args))
+
+
+def measure_http(
+    base: str, workload: Workload, total: int, clients: int, processes: int
+) -> dict[str, Any]:
+    ids = [f"http-{n}" for n in range(total)]
+    shares = [ids[c::clients] for c in range(clients)]
+    per_process = [shares[p::processes] for p in range(processes)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        parts = pool.map(_client_process, [(base, workload, s) for s in per_process])
+    seconds = max(p["ended"] for p in parts) - min(p["started"] for p in parts)
+    session_latency = [x for p in parts for x in p["session"]]
+    events_latency = [x for p in parts for x in p["events"]]
+    return {
+        "sessions": total,
+        "seconds": seconds,
+        "session_ms": _percentiles(session_latency),
+        "events_ms": _percentiles(events_latency),
+    }
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+# --- 2. import -------------------------------------------------------------------------------
+
+
+def _import_lines(workload: Workload, total: int) -> Iterator[bytes]:
+    block: list[str] = []
+    for n in range(total):
+        session_id = f"import-{n}"
+        line = {**workload.session(session_id), "events": workload.events_of(session_id)}
+        block.append(json.dumps(line))
+        if len(block) == 1000:
+            yield ("\n".join(block) + "\n").encode()
+            block = []
+    if block:
+        yield ("\n".join(block) + "\n").encode()
+
+
+def measure_import(base: str, workload: Workload, total: int) -> dict[str, Any]:
+    body = list(_import_lines(workload, total))  # made before the clock starts
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{base}{API}/import",
+        content=iter(body),
+        headers={"content-type": "application/x-ndjson"},
+        timeout=600,
+    )
+    seconds = time.perf_counter() - started
+    report = response.json()
+    if response.status_code != 200 or report["sessions"] != total or report["errors"]:
+        raise SystemExit(f"import failed: {response.status_code} {response.text[:500]}")
+    return {"sessions": total, "seconds": seconds}
+
+
+# --- 3. the storage limit --------------------------------------------------------------------
+
+
+def measure_storage_limit(database_url: str, workload: Workload, total: int) -> dict[str, Any]:
+    """The import's rows inserted straight through SQLAlchemy Core in one transaction."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    now = time.time()
+    batch_id = new_id()
+    session_rows = []
+    event_rows = []
+    for n in range(total):
+        session_id = f"import-{n}"
+        body = workload.session(session_id)
+        results = [{**r, "meta": {}} for r in body["search_results"]]
+        session_rows.append(
+            {
+                "session_id": session_id,
+                "batch_id": batch_id,
+                "session_number": n + 1,
+                "search_query": body["search_query"],
+                "search_results": results,
+                "search_meta": {},
+                "user_id": body["user_id"],
+                "created_at": now,
+                "received_at": now,
+                "content_hash": content_hash({**body, "search_results": results}),  # type: ignore[typeddict-item]
+            }
+        )
+        event_rows += [
+            {**e, "session_id": session_id, "created_at": now, "received_at": now, "meta": {}}
+            for e in workload.events_of(session_id)
+        ]
+    started = time.perf_counter()
+    with write_transaction(engine) as conn:
+        conn.execute(
+            insert(batches).values(
+                batch_id=batch_id, status="collecting", created_at=now, sessions=total
+            )
+        )
+        conn.execute(insert(sessions), session_rows)
+        conn.execute(insert(events), event_rows)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return {"sessions": total, "seconds": seconds}
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> list[list[str]]:
+    label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
+    with tempfile.TemporaryDirectory(prefix="clicktune-ingest-") as folder:
+        work = Path(folder)
+        with fresh_database(kind, args.postgres_admin_url, work, "api") as url:
+            with running_server(url, work / "data") as base:
+                http = measure_http(
+                    base, workload, args.sessions, args.clients, args.client_processes
+                )
+                imported = measure_import(base, workload, args.import_sessions)
+        with fresh_database(kind, args.postgres_admin_url, work, "reference") as url:
+            limit = measure_storage_limit(url, workload, args.import_sessions)
+    limit_rate = limit["sessions"] / limit["seconds"]
+    http_rate = http["sessions"] / http["seconds"]
+    import_rate = imported["sessions"] / imported["seconds"]
+    session_p50, session_p99 = http["session_ms"]
+    events_p50, events_p99 = http["events_ms"]
+    http_ok = http_rate >= HTTP_GOAL_SESSIONS_S and max(session_p99, events_p99) <= HTTP_GOAL_P99_MS
+    import_ok = import_rate >= IMPORT_GOAL_RATIO * limit_rate
+    return [
+        [
+            label,
+            f"HTTP, {args.clients} clients",
+            f"{http['sessions']}",
+            f"{http_rate:,.0f}",
+            f"{session_p50:.1f} / {session_p99:.1f}",
+            f"{events_p50:.1f} / {events_p99:.1f}",
+            f"{http_rate / limit_rate:.1%}",
+            f"≥ 1,000/s, p99 ≤ 50 ms: {'met' if http_ok else 'missed'}",
+        ],
+        [
+            label,
+            "POST /clickstream/import",
+            f"{imported['sessions']}",
+            f"{import_rate:,.0f}",
+            "",
+            "",
+            f"{import_rate / limit_rate:.1%}",
+            f"≥ 25 % of the limit: {'met' if import_ok else 'missed'}",
+        ],
+        [
+            label,
+            "storage limit (Core, one transaction)",
+            f"{limit['sessions']}",
+            f"{limit_rate:,.0f}",
+            "",
+            "",
+            "100%",
+            "reference",
+        ],
+    ]
+
+
+HEADER = [
+    "database",
+    "path",
+    "sessions",
+    "sessions/s",
+    "session p50 / p99 ms",
+    "events p50 / p99 ms",
+    "vs storage limit",
+    "goal",
+]
+
+
+def markdown(rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def record(table: list[str], args: argparse.Namespace, workload: Workload) -> None:
+    lines = [
+        "",
+        f"## Ingest — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        f"- command: `python bench/ingest.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"- commit: {_git_commit()}",
+        f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs (server and clients share them), "
+        f"{platform.platform()}, Python {platform.python_version()}",
+        f"- workload: {workload.results} search results and {workload.events} events per session; "
+        f"one API process; clients in {args.client_processes} process(es)",
+        "",
+        *table,
+        "",
+    ]
+    new_file = not RESULTS.exists()
+    with RESULTS.open("a") as out:
+        if new_file:
+            out.write("# Benchmark results\n")
+        out.write("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--databases",
+        nargs="+",
+        choices=["sqlite", "postgresql"],
+        default=["sqlite", "postgresql"],
+        help="databases to measure (default: both)",
+    )
+    parser.add_argument("--sessions", type=int, default=6000, help="sessions sent over HTTP")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--client-processes", type=int, default=1, help="processes the clients run in"
+    )
+    parser.add_argument(
+        "--import-sessions", type=int, default=20000, help="sessions in the import body"
+    )
+    parser.add_argument("--results", type=int, default=10, help="search results per session")
+    parser.add_argument("--events", type=int, default=2, help="events per session")
+    parser.add_argument(
+        "--postgres-admin-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="where fresh PostgreSQL databases are created",
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    workload = Workload(results=args.results, events=args.events)
+    rows = [row for kind in args.databases for row in run_database(kind, args, workload)]
+    table = markdown(rows)
+    print("\n".join(table))
+    if not args.no_record:
+        record(table, args, workload)
+        print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,595 @@
+"""Quality: does fine-tuning on simulated clicks improve full-corpus retrieval? (BENCHMARKS.md §1)
+
+For each collection, on a fresh service (`clicktune up` on free ports, fresh data dir):
+  1. split the queries (scifact: its own split; others: seeded 2/3 train, 1/3 test);
+  2. load the corpus into the catalog (`POST /items/bulk`);
+  3. simulate `--sessions-per-query` sessions per train query with the base model serving
+     (position-based click model), sent through the REST API;
+  4. create a task with the default method (it releases the batch), wait, download the best model;
+  5. simulate again with the tuned model serving, run a second task, download its model;
+  6. measure nDCG@10 (graded), Recall@100 and MRR@10 on the held-out test queries over the whole
+     corpus for: base, BM25 (bm25s), naive (plain MultipleNegativesRankingLoss on (query, clicked
+     document) pairs of the first log, default arguments, one epoch), oracle (the default
+     method's recipe with the first task's best parameters, trained on the true qrels of the
+     train queries), and clicktune iterations 1 and 2.
+Every model is measured the same way: the same token limit (`--max-seq-length`, the base model's
+256 by default) and precision (bfloat16 where the CPU has it natively). Corpus encodings are
+cached under bench/.work/cache by model and corpus.
+
+    python bench/quality.py [--collection esci_us_srw150|scifact|all] [--quick] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clicktune.client import ClicktuneClient
+from clicktune.ids import new_id
+from clicktune.simulate.click_model import PositionBasedClickModel
+from clicktune.simulate.collection import Collection, load_collection
+from clicktune.simulate.metrics import ranking_metrics
+from clicktune.simulate.retrieval import Bm25Retriever, DenseRetriever
+from clicktune.simulate.senders import load_items, send_sessions
+from clicktune.simulate.serving import (
+    bundled_collection_path,
+    dense_retriever,
+    native_bf16,
+    packaged_base_model,
+)
+from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+WORK = ROOT / "bench" / ".work"
+DATA_ROOT = ROOT.parent / "shared" / "data"
+COLLECTIONS = ("esci_us_srw150", "scifact")
+METHOD = "Default Fine Tuning Method"
+GOALS = {"scifact": 0.03, "esci_us_srw150": 0.02}
+ORACLE_SHARE = 0.70
+TIME_GOAL_S = 20 * 60
+QUICK_QUERIES = (60, 40)
+QUICK_DISTRACTORS = 800
+QUICK_HYPERPARAMETERS = {
+    "learning_rate": 5e-5,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 32,
+    "num_hard_negatives": 1,
+    "warmup_ratio": 0.1,
+}
+
+console = Console(highlight=False)
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(data_dir: Path) -> Iterator[tuple[ClicktuneClient, dict[str, str]]]:
+    """`clicktune up` on free ports with a fresh data dir; stopped (SIGTERM) on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CLICKTUNE_DATA_DIR": str(data_dir),
+        "CLICKTUNE_PORT": str(port),
+        "CLICKTUNE_MLFLOW_PORT": str(free_port()),
+        "CLICKTUNE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CLICKTUNE_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CLICKTUNE_DATABASE_URL", None)
+    env.pop("CLICKTUNE_MLFLOW_TRACKING_URI", None)
+    log = (data_dir / "service.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clicktune", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    client = ClicktuneClient(f"http://127.0.0.1:{port}", timeout=120.0)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"clicktune up exited early; see {data_dir / 'service.log'}")
+            try:
+                client.ping()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield client, env
+    finally:
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    name: str
+    metrics: dict[str, float]
+    seconds: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    collection: Collection
+    train: list[str]
+    test: list[str]
+    max_seq_length: int
+    bf16: bool
+    cache: Path
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def test_texts(self) -> list[str]:
+        return [self.collection.queries[q].text for q in self.test]
+
+    def measure(self, model_dir: Path) -> dict[str, float]:
+        retriever = self.retriever(model_dir)
+        scores = retriever.scores(self.test_texts)
+        return ranking_metrics(scores, retriever.doc_ids, self.test, self.collection.qrels)
+
+    def retriever(self, model_dir: Path) -> DenseRetriever:
+        return dense_retriever(
+            model_dir,
+            self.collection,
+            cache_dir=self.cache,
+            max_seq_length=self.max_seq_length,
+            bf16=self.bf16,
+        )
+
+    def add(self, line: Line) -> None:
+        self.lines.append(line)
+        m = line.metrics
+        console.print(
+            f"  {line.name:<22} nDCG@10 {m['ndcg_at_10']:.4f}  R@100 {m['recall_at_100']:.4f}  "
+            f"MRR@10 {m['mrr_at_10']:.4f}" + (f"  ({line.seconds:.0f} s)" if line.seconds else "")
+        )
+
+    def simulate(
+        self, model_dir: Path, seed: int, sessions_per_query: int
+    ) -> list[SimulatedSession]:
+        retriever = self.retriever(model_dir)
+        model = PositionBasedClickModel(self.collection.max_grade)
+        return list(
+            simulate_sessions(
+                self.collection,
+                self.train,
+                retriever.search,
+                model,
+                sessions_per_query=sessions_per_query,
+                seed=seed,
+                session_prefix=f"bench-{new_id()[:8]}",
+            )
+        )
+
+
+def run_task(
+    client: ClicktuneClient, label: str, hyperparameters: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Create a default-method task on the collecting batch and follow it to the end."""
+    started = time.monotonic()
+    task = client.create_task(
+        METHOD,
+        hyperparameters=dict(hyperparameters) if hyperparameters else None,
+        idempotency_key=new_id(),
+        metadata={"benchmark": "quality", "iteration": label},
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+    )
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(f"{label}: pending", total=100)
+
+        def show(state: dict[str, Any]) -> None:
+            stage = (state.get("progress") or {}).get("stage") or state["status"]
+            percent = (state.get("progress") or {}).get("percent") or 0.0
+            progress.update(bar, completed=percent, description=f"{label}: {stage}")
+
+        final = client.wait_for_task(task["id"], on_progress=show, poll_s=2.0)
+    final["wall_s"] = time.monotonic() - started
+    if final["status"] != "done":
+        raise RuntimeError(f"{label} task {final['id']} ended {final['status']}: {final['error']}")
+    return final
+
+
+def best_params(client: ClicktuneClient, task: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of the task's best run, from its progress log."""
+    for event in client.iter_task_events(task["id"]):
+        data = event.get("data") or {}
+        if data.get("run_id") == task["best_run_id"] and "params" in data:
+            return dict(data["params"])
+    raise RuntimeError(f"task {task['id']} has no event with its best run's parameters")
+
+
+# --- reference lines trained here -------------------------------------------------------------
+
+
+def naive_model(
+    bench: Bench, sessions: Sequence[SimulatedSession], out: Path
+) -> tuple[Path, float]:
+    """What a user would write by hand: MNRL on (query, clicked document), default arguments.
+
+    Runtime settings shared by every line (token limit, bfloat16) are the default method's.
+    """
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (
+        SentenceTransformerTrainingArguments,
+    )
+
+    from clicktune.methods.default import DefaultFineTuningMethod
+
+    started = time.monotonic()
+    content = {document.id: document.content for document in bench.collection.documents}
+    pairs = [(s.query, content[d]) for s in sessions for d in s.outcome.clicked]
+    method = DefaultFineTuningMethod()
+    model = method.load_model(packaged_base_model())
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        bf16=bench.bf16,
+    )
+    dataset = Dataset.from_dict(
+        {"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
+    )
+    trainer.train()
+    model.save(str(out / "model"))
+    return out / "model", time.monotonic() - started
+
+
+def oracle_model(bench: Bench, params: Mapping[str, Any], out: Path) -> tuple[Path, float]:
+    """The default method's recipe (its loss, trainer arguments, the first task's best
+    parameters) on the true judgements of the train queries: every relevant document a positive
+    weighted by its grade, the judged non-relevant ones as hard negatives."""
+    from clicktune.methods.default import DefaultFineTuningMethod
+    from clicktune.training.datasets import build_train_dataset
+    from clicktune.training.examples import PreparationStats, PreparedData
+
+    started = time.monotonic()
+    method = DefaultFineTuningMethod()
+    collection = bench.collection
+    content = {document.id: document.content for document in collection.documents}
+    examples = out / "examples.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    with examples.open("w", encoding="utf-8") as handle:
+        for query_id in bench.train:
+            judged = collection.qrels[query_id]
+            query = collection.queries[query_id].text
+            negatives = [d for d, grade in judged.items() if grade <= 0]
+            for doc_id, grade in judged.items():
+                if grade > 0:
+                    record = [query_id, query, doc_id, float(grade), float(grade), negatives]
+                    handle.write(json.dumps(record) + "\n")
+    data = PreparedData(
+        examples_path=examples,
+        texts=content,
+        split_seed=method.config.seed,
+        test_cutoff=-1,
+        test_queries={},
+        test_qrels={},
+        irrelevant_negatives={},
+        stats=PreparationStats(),
+    )
+    model = method.load_model(packaged_base_model())
+    dataset = build_train_dataset(
+        data,
+        num_hard_negatives=int(params.get("num_hard_negatives", 0)),
+        max_repeats=method.config.max_positive_repeats,
+        seed=method.config.seed,
+        cache_dir=out / "datasets",
+    )
+    from sentence_transformers import SentenceTransformerTrainer
+
+    args = method.training_arguments(params, out / "checkpoints")
+    args.eval_strategy = "no"
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=method.build_loss(model, params)
+    )
+    trainer.train()
+    model.save(str(out / "model"))
+    return out / "model", time.monotonic() - started
+
+
+# --- one collection ---------------------------------------------------------------------------
+
+
+def quick_subset(collection: Collection, seed: int) -> Collection:
+    """A smoke-test collection: a few queries, their judged documents and some distractors."""
+    train, test = collection.split(seed)
+    return collection.subset(
+        train[: QUICK_QUERIES[0]] + test[: QUICK_QUERIES[1]], QUICK_DISTRACTORS, seed
+    )
+
+
+def collection_dir(name: str, data_root: Path) -> Path:
+    path = data_root / name
+    if not path.exists() and bundled_collection_path(name).exists():
+        return bundled_collection_path(name)
+    return path
+
+
+def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    wall_start = time.monotonic()
+    collection = load_collection(collection_dir(name, args.data_root))
+    if args.quick:
+        collection = quick_subset(collection, args.seed)
+    train, test = collection.split(args.seed)
+    bench = Bench(
+        collection, train, test, args.max_seq_length, args.bf16, WORK / "cache" / "embeddings"
+    )
+    console.rule(
+        f"{name}: {len(collection.documents)} documents, {len(train)} train / "
+        f"{len(test)} test queries"
+    )
+    hyperparameters = json.loads(args.hyperparameters) if args.hyperparameters else None
+    if args.quick and hyperparameters is None:
+        hyperparameters = QUICK_HYPERPARAMETERS
+    base_dir = packaged_base_model()
+    WORK.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=WORK, prefix=f"quality-{name}-") as scratch:
+        root = Path(scratch)
+        (root / "service").mkdir()
+        with running_service(root / "service") as (client, _env):
+            load_items(client, collection)
+            base = bench.measure(base_dir)
+            bench.add(Line("base", base))
+            bench.add(
+                Line(
+                    "BM25",
+                    ranking_metrics(
+                        Bm25Retriever(collection.documents).scores(bench.test_texts),
+                        [d.id for d in collection.documents],
+                        test,
+                        collection.qrels,
+                    ),
+                )
+            )
+
+            log1 = bench.simulate(base_dir, args.seed, args.sessions_per_query)
+            sent = send_sessions(client, log1)
+            console.print(
+                f"  iteration 1: {sent.sessions} sessions, {sent.events} events, "
+                f"{sent.irrelevant} irrelevant"
+            )
+            task1 = run_task(client, "iteration 1", hyperparameters)
+            model1 = client.download_model(task1["id"], root / "it1")
+            bench.add(
+                Line(
+                    "clicktune iteration 1",
+                    bench.measure(model1),
+                    task1["wall_s"],
+                    f"promoted={task1['promoted']}",
+                )
+            )
+
+            log2 = bench.simulate(model1, args.seed + 1, args.sessions_per_query)
+            sent = send_sessions(client, log2)
+            console.print(
+                f"  iteration 2: {sent.sessions} sessions, {sent.events} events, "
+                f"{sent.irrelevant} irrelevant"
+            )
+            task2 = run_task(client, "iteration 2", hyperparameters)
+            model2 = client.download_model(task2["id"], root / "it2")
+            bench.add(
+                Line(
+                    "clicktune iteration 2",
+                    bench.measure(model2),
+                    task2["wall_s"],
+                    f"promoted={task2['promoted']}",
+                )
+            )
+            params = best_params(client, task1)
+
+        naive_dir, naive_s = naive_model(bench, log1, root / "naive")
+        bench.add(Line("naive (MNRL, defaults)", bench.measure(naive_dir), naive_s))
+        oracle_dir, oracle_s = oracle_model(bench, params, root / "oracle")
+        bench.add(Line("oracle (true qrels)", bench.measure(oracle_dir), oracle_s))
+    return {
+        "collection": name,
+        "documents": len(collection.documents),
+        "train_queries": len(train),
+        "test_queries": len(test),
+        "lines": bench.lines,
+        "task_params": params,
+        "wall_s": time.monotonic() - wall_start,
+    }
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def goals(result: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    by_name = {line.name.split(" (")[0]: line.metrics["ndcg_at_10"] for line in result["lines"]}
+    base, naive, oracle = by_name["base"], by_name["naive"], by_name["oracle"]
+    it1, it2 = by_name["clicktune iteration 1"], by_name["clicktune iteration 2"]
+    margin = GOALS.get(result["collection"], 0.02)
+    checks = [
+        (f"iteration 1 ≥ base + {margin:.2f}", it1 >= base + margin),
+        ("iteration 1 ≥ naive", it1 >= naive),
+        ("iteration 2 ≥ iteration 1", it2 >= it1),
+        (f"whole run ≤ {TIME_GOAL_S // 60} min", result["wall_s"] <= TIME_GOAL_S),
+    ]
+    if result["collection"] == "scifact":
+        share = (it1 - base) / (oracle - base) if oracle > base else float("nan")
+        checks.insert(
+            2, (f"≥ {ORACLE_SHARE:.0%} of oracle gain ({share:.0%})", share >= ORACLE_SHARE)
+        )
+    return checks
+
+
+def render(result: Mapping[str, Any]) -> tuple[Table, str]:
+    base = next(line for line in result["lines"] if line.name == "base").metrics["ndcg_at_10"]
+    table = Table(title=f"{result['collection']} — test queries, full corpus")
+    headers = ("line", "nDCG@10", "Δ vs base", "Recall@100", "MRR@10", "time s", "note")
+    for header in headers:
+        table.add_column(header)
+    rows = []
+    for line in result["lines"]:
+        m = line.metrics
+        row = (
+            line.name,
+            f"{m['ndcg_at_10']:.4f}",
+            f"{m['ndcg_at_10'] - base:+.4f}",
+            f"{m['recall_at_100']:.4f}",
+            f"{m['mrr_at_10']:.4f}",
+            "" if line.seconds is None else f"{line.seconds:.0f}",
+            line.note,
+        )
+        table.add_row(*row)
+        rows.append("| " + " | ".join(row) + " |")
+    markdown = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), *rows])
+    return table, markdown
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True
+        ).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def record(results: Sequence[Mapping[str, Any]], args: argparse.Namespace, command: str) -> None:
+    sections = [
+        f"\n## Quality (BENCHMARKS.md §1) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"commit {git_commit()}\n",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Measured with max_seq_length {args.max_seq_length}, "
+        f"{'bfloat16' if args.bf16 else 'float32'}; {args.sessions_per_query} sessions per train "
+        f"query, seed {args.seed}" + (" — QUICK subset, not comparable" if args.quick else ""),
+    ]
+    for result in results:
+        _, markdown = render(result)
+        checks = ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in goals(result))
+        sections += [
+            f"\n### {result['collection']} ({result['documents']} documents, "
+            f"{result['train_queries']} train / {result['test_queries']} test queries; "
+            f"whole run {result['wall_s'] / 60:.1f} min)\n",
+            markdown,
+            f"\nGoals: {checks}. Best parameters of iteration 1: "
+            f"`{json.dumps(result['task_params'])}`",
+        ]
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(sections) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--collection", choices=[*COLLECTIONS, "all"], default="all")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=DATA_ROOT,
+        help="folder of the collections (default ../shared/data)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: a subset of queries and documents, one fixed run",
+    )
+    parser.add_argument("--sessions-per-query", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hyperparameters", help="JSON object fixed on both tasks")
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=256,
+        help="token limit of every model when measuring (default 256)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 encoding (default: where the CPU has it natively)",
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.bf16 is None:
+        args.bf16 = native_bf16()
+    command = "python bench/quality.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    names = COLLECTIONS if args.collection == "all" else (args.collection,)
+    results = [run_collection(name, args) for name in names]
+    for result in results:
+        table, _ = render(result)
+        console.print(table)
+        for name, ok in goals(result):
+            console.print(f"  goal {name}: {'yes' if ok else 'NO'}")
+    if not args.no_record:
+        record(results, args, command.strip())
+        console.print(f"appended to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

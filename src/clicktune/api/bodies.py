@@ -1,0 +1,189 @@
+"""Request bodies: content types, the size limit, and NDJSON read line by line."""
+
+from __future__ import annotations
+
+import email.message
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clicktune.api.errors import ApiError, error_body
+
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"}
+)
+
+
+def media_type(request: Request) -> str | None:
+    """The request's media type without parameters, lower case; None when not given."""
+    header = request.headers.get("content-type")
+    if not header:
+        return None
+    message = email.message.Message()
+    message["content-type"] = header
+    return message.get_content_type()
+
+
+def is_json(media: str | None) -> bool:
+    return media is not None and (media == "application/json" or media.endswith("+json"))
+
+
+async def require_json(request: Request) -> None:
+    """Dependency: a request that has a body must declare it JSON (`415` otherwise)."""
+    if is_json(media_type(request)) or not await request.body():
+        return
+    raise unsupported_media_type(request, "application/json")
+
+
+def unsupported_media_type(request: Request, expected: str) -> ApiError:
+    given = request.headers.get("content-type") or "none"
+    return ApiError(
+        415, "unsupported_media_type", f"Content-Type must be {expected} (got {given})."
+    )
+
+
+class BodySizeLimit:
+    """ASGI middleware: bodies over `max_bytes` get `413 payload_too_large` before they are read.
+
+    `streamed_paths` are read incrementally by their endpoints and bound their own memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed_paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.streamed_paths = streamed_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.streamed_paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(error_body("payload_too_large", self._message())).encode()
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class LineSplitter:
+    """Cuts a byte stream into numbered lines, holding at most one line of `max_line_bytes`.
+
+    A longer line comes out as `(number, None)`; blank lines are counted but not returned.
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.number = 0
+        self._partial = bytearray()
+        self._too_long = False
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes | None]]:
+        lines: list[tuple[int, bytes | None]] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self._append(data[start:end])
+            self._end_line(lines)
+            start = end + 1
+        self._append(data[start:])
+        return lines
+
+    def finish(self) -> list[tuple[int, bytes | None]]:
+        lines: list[tuple[int, bytes | None]] = []
+        if self._partial or self._too_long:
+            self._end_line(lines)
+        return lines
+
+    def _append(self, piece: bytes) -> None:
+        if self._too_long:
+            return
+        self._partial += piece
+        if len(self._partial) > self.max_line_bytes:
+            self._partial.clear()
+            self._too_long = True
+
+    def _end_line(self, lines: list[tuple[int, bytes | None]]) -> None:
+        self.number += 1
+        if self._too_long:
+            lines.append((self.number, None))
+        elif self._partial.strip():
+            lines.append((self.number, bytes(self._partial)))
+        self._partial.clear()
+        self._too_long = False
+
+
+async def ndjson_chunks(
+    request: Request, max_line_bytes: int, lines_per_chunk: int
+) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+    """The request body's lines in chunks, read as they arrive (memory: one chunk)."""
+    splitter = LineSplitter(max_line_bytes)
+    pending: list[tuple[int, bytes | None]] = []
+    async for data in request.stream():
+        pending += splitter.feed(data)
+        while len(pending) >= lines_per_chunk:
+            yield pending[:lines_per_chunk]
+            pending = pending[lines_per_chunk:]
+    pending += splitter.finish()
+    if pending:
+        yield pending
+
+
+def documented_body(**schemas: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body that its endpoint reads itself, one model per media type.
+
+    Keyword names are media types with `_` for `/` and `-` (`application_x_ndjson`).
+    """
+    content = {
+        _media_name(name): {"schema": _inline_refs(model.model_json_schema())}
+        for name, model in schemas.items()
+    }
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _media_name(keyword: str) -> str:
+    kind, _, subtype = keyword.partition("_")
+    return f"{kind}/{subtype.replace('_', '-')}"
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its `$defs` references replaced by the definitions (ours do not recurse)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)

@@ -1,0 +1,165 @@
+"""NDJSON imports of clickstream and items, chunk by chunk: shared by the API and the CLI.
+
+A bad line is reported with the error the endpoint for one such object would give, and skipped;
+the good lines of every chunk are stored. Memory holds one chunk and the first error reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+
+from clicktune.api.bodies import LineSplitter
+from clicktune.api.errors import ApiError, error_body, validation_error
+from clicktune.api.schemas.clickstream import SessionImportIn, check_events, check_session
+from clicktune.api.schemas.items import ItemIn, check_item
+from clicktune.settings import Settings
+from clicktune.store.clickstream import ImportLine, import_sessions
+from clicktune.store.engine import write_transaction
+from clicktune.store.items import upsert_items
+from clicktune.timeutil import now as current_time
+
+LINES_PER_CHUNK = 500
+MAX_REPORTED_ERRORS = 1000
+
+NumberedLines = Sequence[tuple[int, bytes | None]]
+
+
+# A rejected line: (line number, error code, message, param).
+LineError = tuple[int, str, str, str | None]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class _LineErrors:
+    def __init__(self) -> None:
+        self.reported: list[dict[str, Any]] = []
+        self.total = 0
+
+    def extend(self, errors: list[LineError]) -> None:
+        for line, code, message, param in sorted(errors, key=lambda error: error[0]):
+            self.total += 1
+            if len(self.reported) < MAX_REPORTED_ERRORS:
+                self.reported.append({"line": line, **error_body(code, message, param)})
+
+
+def _parse_lines(
+    lines: NumberedLines, model: type[Model], check: Callable[[Model], None], settings: Settings
+) -> tuple[list[tuple[int, Model]], list[LineError]]:
+    """Each line validated like the body of the endpoint for one object: (good, errors)."""
+    good: list[tuple[int, Model]] = []
+    errors: list[LineError] = []
+    for number, raw in lines:
+        if raw is None:
+            message = f"The line is longer than {settings.max_request_bytes} bytes."
+            errors.append((number, "line_too_long", message, None))
+            continue
+        try:
+            parsed = model.model_validate_json(raw)
+            check(parsed)
+        except ValidationError as exc:
+            error = validation_error(exc.errors(include_url=False))
+        except ApiError as exc:
+            error = exc
+        else:
+            good.append((number, parsed))
+            continue
+        message = "The line is not valid JSON." if error.code == "invalid_json" else error.message
+        errors.append((number, error.code, message, error.param))
+    return good, errors
+
+
+class ClickstreamImport:
+    """One import of session lines (`POST /clickstream/import`, `clicktune import-clickstream`)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.sessions = 0
+        self.events = 0
+        self.duplicates = 0
+        self.errors = _LineErrors()
+
+    def add(self, lines: NumberedLines) -> None:
+        now = current_time()
+
+        def check(line: SessionImportIn) -> None:
+            check_session(line, self.settings, now, check_age=False)
+            check_events(line.events, self.settings, now, check_age=False)
+
+        good, errors = _parse_lines(lines, SessionImportIn, check, self.settings)
+        if good:
+            result = import_sessions(
+                self.engine,
+                [
+                    ImportLine(
+                        line=number,
+                        session=line.to_new_session(),
+                        events=[event.to_new_event() for event in line.events],
+                        is_irrelevant=line.is_irrelevant,
+                    )
+                    for number, line in good
+                ],
+            )
+            self.sessions += result.sessions
+            self.events += result.events
+            self.duplicates += result.duplicates
+            errors += [(n, e.code, e.message, e.param) for n, e in result.errors]
+        self.errors.extend(errors)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "errors": self.errors.reported,
+            "errors_total": self.errors.total,
+        }
+
+
+class ItemsImport:
+    """One import of item lines (`clicktune import-items`)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.upserted = 0
+        self.errors = _LineErrors()
+
+    def add(self, lines: NumberedLines) -> None:
+        good, errors = _parse_lines(
+            lines, ItemIn, lambda item: check_item(item, self.settings), self.settings
+        )
+        if good:
+            with write_transaction(self.engine) as conn:
+                self.upserted += upsert_items(conn, [item.to_item() for _, item in good])
+        self.errors.extend(errors)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "upserted": self.upserted,
+            "errors": self.errors.reported,
+            "errors_total": self.errors.total,
+        }
+
+
+def import_file(
+    path: Path, run: ClickstreamImport | ItemsImport, advance: Callable[[int], None]
+) -> None:
+    """Feed a JSONL file to an import chunk by chunk; `advance` gets each block's byte count."""
+    splitter = LineSplitter(run.settings.max_request_bytes)
+    pending: list[tuple[int, bytes | None]] = []
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            pending += splitter.feed(block)
+            while len(pending) >= LINES_PER_CHUNK:
+                run.add(pending[:LINES_PER_CHUNK])
+                pending = pending[LINES_PER_CHUNK:]
+            advance(len(block))
+    pending += splitter.finish()
+    if pending:
+        run.add(pending)

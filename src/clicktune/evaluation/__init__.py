@@ -1,0 +1,1 @@
+"""Ranking metrics with graded gains and the retrieval evaluator the trainer calls."""

@@ -1,0 +1,286 @@
+"""The text-to-text embedding method family: configuration and the hooks a plugin overrides.
+
+The standard iteration (worker/pipeline.py) drives these hooks; a plugin subclasses
+`EmbeddingFineTuningMethod` (or the default method), sets `meta` and `config`, and overrides only
+what differs: the initial model, where item texts come from, how a session becomes labels, the
+loss, the training arguments. The API imports this module, so torch and friends are imported
+inside the hooks, never at module level.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from clicktune.evaluation.metrics import METRIC_NAMES
+from clicktune.methods.base import FineTuningMethod, TaskContext
+from clicktune.training.examples import LabelConfig, PreparedData, SessionLabels, label_session
+from clicktune.training.search_space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    ParamSpec,
+    Value,
+    describe_space,
+    validate_params,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.training_args import (
+        SentenceTransformerTrainingArguments,
+    )
+
+    from clicktune.evaluation.retrieval import RetrievalEvaluator
+    from clicktune.training.trainer import RunObserver, TrainOutcome
+
+
+def default_search_space() -> dict[str, ParamSpec]:
+    return {
+        "learning_rate": FloatParam(1e-6, 1e-4, log=True),
+        "num_train_epochs": IntParam(1, 3),
+        "per_device_train_batch_size": CategoricalParam((16, 32, 64)),
+        "num_hard_negatives": CategoricalParam((0, 1, 3)),
+        "warmup_ratio": FloatParam(0.0, 0.2),
+    }
+
+
+def default_event_weights() -> dict[str, float]:
+    return {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+
+
+@dataclass(frozen=True)
+class EmbeddingMethodConfig:
+    """Everything a text-to-text method decides, in one place (PIPELINE.md)."""
+
+    search_space: Mapping[str, ParamSpec] = field(default_factory=default_search_space)
+    n_trials: int = 4
+    top_k: int = 3
+    """Parameter sets of the previous iteration tried first."""
+    seed: int = 42
+    """Seeds the split, the sampler (TPE) and training."""
+    loss: str = "MultipleNegativesRankingLoss"
+    """A loss class of `sentence_transformers.sentence_transformer.losses` built from the model."""
+    event_weights: Mapping[str, float] = field(default_factory=default_event_weights)
+    default_event_weight: float = 1.0
+    test_fraction: float = 0.2
+    min_labelled_queries: int = 10
+    main_metric: str = "ndcg_at_10"
+    position_bias_eta: float | None = None
+    """Weight positives by position**eta (inverse examination propensity); None: off."""
+    item_fields: tuple[str, ...] = ()
+    """Item `fields` joined (in this order) before the item's `text`; empty: the text, or every
+    field when an item has no text."""
+    max_seq_length: int | None = None
+    """Token limit of the model while training and serving; None: the model's own."""
+    registered_model_name: str | None = None
+    """MLflow registered model name; None: the method's name."""
+    max_positive_repeats: int = 10
+    """A positive of weight w is trained on round(w) times, at most this many."""
+    checkpoint_every_s: float | None = 300.0
+    """Save a resumable checkpoint this often while training; None: never."""
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.main_metric not in METRIC_NAMES:
+            raise ValueError(f"main_metric must be one of {METRIC_NAMES}, got {self.main_metric!r}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError("test_fraction must be between 0 and 1")
+        if self.n_trials < 1 or self.top_k < 0:
+            raise ValueError("n_trials must be at least 1 and top_k at least 0")
+
+
+class EmbeddingFineTuningMethod(FineTuningMethod):
+    """Fine-tunes a sentence-transformers model on (query, clicked item, skipped items)."""
+
+    config: ClassVar[EmbeddingMethodConfig] = EmbeddingMethodConfig()
+
+    @abc.abstractmethod
+    def initial_model_path(self) -> Path:
+        """A local sentence-transformers folder: the model of the method's first iteration."""
+
+    def base_model_name(self) -> str:
+        """How `GET /fine-tuning/methods` names the initial model."""
+        return str(self.initial_model_path())
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.config.registered_model_name or self.meta.name
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "base_model": self.base_model_name(),
+            "hyperparameters": describe_space(self.config.search_space),
+        }
+
+    def validate_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return validate_params(self.config.search_space, hyperparameters)
+
+    # -- clickstream → examples -------------------------------------------------------------
+
+    def load_items(self, context: TaskContext, object_ids: list[str]) -> dict[str, str]:
+        """Texts of these objects (those with content); by default from the service catalog."""
+        from clicktune.store.items import get_items
+
+        with context.engine.connect() as conn:
+            items = get_items(conn, object_ids)
+        texts = {}
+        for object_id, item in items.items():
+            text = self.item_text(item)
+            if text:
+                texts[object_id] = text
+        return texts
+
+    def item_text(self, item: Mapping[str, Any]) -> str | None:
+        """The text an item is embedded as (see `EmbeddingMethodConfig.item_fields`)."""
+        fields = item.get("fields") or {}
+        parts = [
+            str(fields[name])
+            for name in self.config.item_fields
+            if fields.get(name) not in (None, "")
+        ]
+        if item.get("text"):
+            parts.append(str(item["text"]))
+        if not parts and not self.config.item_fields:
+            parts = [
+                str(value)
+                for value in fields.values()
+                if isinstance(value, str | int | float)
+                and not isinstance(value, bool)
+                and value != ""
+            ]
+        text = "\n".join(parts).strip()
+        return text or None
+
+    def label_session(self, session: Mapping[str, Any]) -> SessionLabels | None:
+        """One session's positives and hard negatives (None: the session carries no label)."""
+        return label_session(
+            session,
+            LabelConfig(
+                event_weights=self.config.event_weights,
+                default_event_weight=self.config.default_event_weight,
+                position_bias_eta=self.config.position_bias_eta,
+            ),
+        )
+
+    def prepare_data(self, context: TaskContext, out_dir: Path) -> PreparedData:
+        """The task's batch as examples and a split, streamed from the store."""
+        from clicktune.store.clickstream import iter_batch_sessions
+        from clicktune.training.examples import prepare_examples
+
+        return prepare_examples(
+            iter_batch_sessions(context.engine, context.task.batch_id, page_size=1000),
+            label=self.label_session,
+            load_items=lambda ids: self.load_items(context, ids),
+            out_dir=out_dir,
+            test_fraction=self.config.test_fraction,
+            seed=self.config.seed,
+            min_labelled_queries=self.config.min_labelled_queries,
+            check_canceled=context.raise_if_canceled,
+        )
+
+    # -- training and evaluation ------------------------------------------------------------
+
+    def load_model(self, path: Path) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(path))
+        if self.config.max_seq_length:
+            model.max_seq_length = self.config.max_seq_length
+        return model
+
+    def make_evaluator(self, data: PreparedData) -> RetrievalEvaluator:
+        from clicktune.evaluation.retrieval import RetrievalEvaluator
+
+        return RetrievalEvaluator(
+            data.test_queries, data.test_qrels, data.texts, batch_size=self.config.eval_batch_size
+        )
+
+    def train_dataset(
+        self, data: PreparedData, params: Mapping[str, Value], cache_dir: Path
+    ) -> Dataset:
+        from clicktune.training.datasets import build_train_dataset
+
+        return build_train_dataset(
+            data,
+            num_hard_negatives=int(params.get("num_hard_negatives", 0)),
+            max_repeats=self.config.max_positive_repeats,
+            seed=self.config.seed,
+            cache_dir=cache_dir,
+        )
+
+    def build_loss(
+        self, model: SentenceTransformer, params: Mapping[str, Value]
+    ) -> torch.nn.Module:
+        from sentence_transformers.sentence_transformer import losses
+
+        return getattr(losses, self.config.loss)(model)
+
+    def training_arguments(
+        self, params: Mapping[str, Value], output_dir: Path
+    ) -> SentenceTransformerTrainingArguments:
+        """Trainer arguments: every search-space name that is a training argument is passed on
+        (`warmup_ratio` as the ratio form of `warmup_steps`)."""
+        from sentence_transformers.base.sampler import BatchSamplers
+        from sentence_transformers.sentence_transformer.training_args import (
+            SentenceTransformerTrainingArguments,
+        )
+
+        names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
+        passed = {
+            name: value
+            for name, value in params.items()
+            if name in names and name != "warmup_ratio"
+        }
+        warmup = float(params.get("warmup_ratio", 0.0) or 0.0)
+        if warmup > 0:
+            passed["warmup_steps"] = warmup
+        return SentenceTransformerTrainingArguments(
+            output_dir=str(output_dir),
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            report_to="none",
+            logging_steps=1,
+            eval_strategy="epoch",
+            save_strategy="no",
+            save_total_limit=1,
+            per_device_eval_batch_size=self.config.eval_batch_size,
+            seed=self.config.seed,
+            disable_tqdm=True,
+            **passed,
+        )
+
+    def evaluate(self, model_dir: Path, evaluator: RetrievalEvaluator) -> dict[str, float]:
+        """The model's metrics on the test split (the baseline uses this)."""
+        return evaluator(self.load_model(model_dir))
+
+    def train(
+        self,
+        start_model: Path,
+        data: PreparedData,
+        params: Mapping[str, Value],
+        run_dir: Path,
+        evaluator: RetrievalEvaluator,
+        observer: RunObserver,
+    ) -> TrainOutcome:
+        """Train one run from the starting model; the trained model is saved to `run_dir/model`."""
+        from clicktune.training.trainer import train_model
+
+        model = self.load_model(start_model)
+        outcome = train_model(
+            model,
+            self.train_dataset(data, params, run_dir.parent / "datasets"),
+            self.build_loss(model, params),
+            self.training_arguments(params, run_dir / "checkpoints"),
+            evaluator,
+            observer,
+            self.config.checkpoint_every_s,
+        )
+        model.save(str(run_dir / "model"))
+        return outcome

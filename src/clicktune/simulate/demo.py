@@ -1,0 +1,248 @@
+"""`clicktune demo`: the whole product loop on the bundled product catalog, in minutes.
+
+Loads the catalog, lets simulated shoppers search it with the base model and click, fine-tunes
+with the default method (live progress), and compares the base and the tuned model on held-out
+queries — then says where to look (MLflow UI) and where to download the model.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.ids import new_id
+from clicktune.settings import Settings
+from clicktune.simulate.click_model import PositionBasedClickModel
+from clicktune.simulate.collection import Collection, load_collection
+from clicktune.simulate.metrics import ranking_metrics
+from clicktune.simulate.senders import load_items, send_sessions
+from clicktune.simulate.serving import bundled_collection_path, dense_retriever, packaged_base_model
+from clicktune.simulate.sessions import simulate_sessions
+from clicktune.simulate.traffic import progress_bar
+
+METHOD = "Default Fine Tuning Method"
+QUICK_QUERIES = 60
+QUICK_DISTRACTORS = 600
+QUICK_HYPERPARAMETERS = {
+    "learning_rate": 5e-5,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 32,
+    "num_hard_negatives": 1,
+    "warmup_ratio": 0.1,
+}
+START_TIMEOUT_S = 120.0
+
+
+@dataclass
+class DemoOptions:
+    url: str
+    start: bool
+    quick: bool
+    seed: int
+    stay: bool
+    sessions_per_query: int = 3
+    max_seq_length: int | None = None
+    bf16: bool | None = None
+
+
+@contextmanager
+def service(options: DemoOptions, settings: Settings, console: Console) -> Iterator[None]:
+    """Start `clicktune up` (same environment) for the demo when asked, else use the given URL."""
+    if not options.start:
+        yield
+        return
+    settings.ensure_data_dir()
+    log_path = settings.data_dir / "demo-service.log"
+    console.print(f"starting the service (clicktune up; log {log_path})")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clicktune", "up"],
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_up(options.url, process, log_path)
+            yield
+            if options.stay:
+                console.print("the service keeps running; Ctrl-C stops it")
+                process.wait()
+        except KeyboardInterrupt:
+            console.print("stopping the service")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with ClicktuneClient(url, timeout=5.0) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited during start-up; see {log_path}")
+            try:
+                client.ping()
+                return
+            except (httpx.HTTPError, ClicktuneError) as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not answer at {url}: {exc}") from exc
+                time.sleep(0.5)
+
+
+def demo_collection(quick: bool, seed: int) -> Collection:
+    collection = load_collection(bundled_collection_path())
+    if not quick:
+        return collection
+    train, test = collection.split(seed)
+    keep = train[: QUICK_QUERIES * 2 // 3] + test[: QUICK_QUERIES // 3]
+    return collection.subset(keep, QUICK_DISTRACTORS, seed)
+
+
+def follow_task(client: ClicktuneClient, task_id: str, console: Console) -> dict[str, Any]:
+    """Show the task's progress (stage, run n of m, percent) until it ends."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("fine-tuning: pending", total=100)
+
+        def show(task: dict[str, Any]) -> None:
+            state = task.get("progress") or {}
+            stage = state.get("stage") or task["status"]
+            if state.get("current_run") and state.get("runs_total"):
+                stage = f"{stage} (run {state['current_run']} of {state['runs_total']})"
+            progress.update(bar, completed=state.get("percent") or 0, description=stage)
+
+        return client.wait_for_task(task_id, on_progress=show, poll_s=1.0)
+
+
+def run_demo(options: DemoOptions, settings: Settings, console: Console) -> None:
+    started = time.monotonic()
+    collection = demo_collection(options.quick, options.seed)
+    train, test = collection.split(options.seed)
+    cache = settings.data_dir / "simulate" / "embeddings"
+    console.rule("clicktune demo")
+    console.print(
+        f"catalog: {len(collection.documents)} products (Amazon ESCI, Apache-2.0); "
+        f"{len(train)} shopper queries to learn from, {len(test)} held out"
+    )
+    with service(options, settings, console), ClicktuneClient(options.url) as client:
+        client.ping()
+        with progress_bar(console) as progress:
+            bar = progress.add_task("loading the catalog", total=len(collection.documents))
+            load_items(client, collection, on_chunk=lambda n: progress.advance(bar, n))
+
+        console.print("the base model ranks the catalog (encoded once, then cached)")
+        base_dir = packaged_base_model()
+        base = dense_retriever(
+            base_dir,
+            collection,
+            cache_dir=cache,
+            max_seq_length=options.max_seq_length,
+            bf16=options.bf16,
+            show_progress=True,
+        )
+        sessions = list(
+            simulate_sessions(
+                collection,
+                train,
+                base.search,
+                PositionBasedClickModel(collection.max_grade),
+                sessions_per_query=options.sessions_per_query,
+                seed=options.seed,
+                session_prefix=f"demo-{new_id()[:8]}",
+            )
+        )
+        with progress_bar(console) as progress:
+            bar = progress.add_task("shoppers searching", total=len(sessions))
+            stats = send_sessions(client, sessions, on_session=lambda _: progress.advance(bar))
+        console.print(
+            f"{stats.sessions} search sessions, {stats.events} clicks and add-to-carts, "
+            f"{stats.irrelevant} marked irrelevant"
+        )
+
+        task = client.create_task(
+            METHOD,
+            hyperparameters=QUICK_HYPERPARAMETERS if options.quick else None,
+            idempotency_key=new_id(),
+            metadata={"source": "clicktune demo"},
+        )
+        console.print(f"fine-tuning task {task['id']} on batch {task['batch_id']}")
+        task = follow_task(client, task["id"], console)
+        if task["status"] != "done":
+            error = task.get("error") or {}
+            raise RuntimeError(
+                f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
+            )
+        tuned_dir = settings.data_dir / "simulate" / "models" / task["id"]
+        if not tuned_dir.exists():
+            client.download_model(task["id"], tuned_dir)
+
+        console.print("measuring both models on the held-out queries over the whole catalog")
+        tuned = dense_retriever(
+            tuned_dir,
+            collection,
+            cache_dir=cache,
+            max_seq_length=options.max_seq_length,
+            bf16=options.bf16,
+            show_progress=True,
+        )
+        texts = [collection.queries[q].text for q in test]
+        before = ranking_metrics(base.scores(texts), base.doc_ids, test, collection.qrels)
+        after = ranking_metrics(tuned.scores(texts), tuned.doc_ids, test, collection.qrels)
+        print_summary(console, task, before, after, settings, time.monotonic() - started)
+
+
+def print_summary(
+    console: Console,
+    task: dict[str, Any],
+    before: dict[str, float],
+    after: dict[str, float],
+    settings: Settings,
+    seconds: float,
+) -> None:
+    table = Table(title="held-out queries, whole catalog")
+    for column in ("metric", "base model", "fine-tuned", "change"):
+        table.add_column(column)
+    for name, label in (
+        ("ndcg_at_10", "nDCG@10"),
+        ("recall_at_100", "Recall@100"),
+        ("mrr_at_10", "MRR@10"),
+    ):
+        change = after[name] - before[name]
+        table.add_row(label, f"{before[name]:.4f}", f"{after[name]:.4f}", f"{change:+.4f}")
+    console.print(table)
+    metrics = task.get("metrics") or {}
+    if metrics:
+        console.print(
+            f"the task's own check on held-out clicks: {metrics.get('main_metric')} "
+            f"{metrics.get('baseline', 0):.4f} -> {metrics.get('best', 0):.4f} "
+            f"({'promoted' if task.get('promoted') else 'not promoted'})"
+        )
+    console.print(
+        f"MLflow UI: http://{settings.host}:{settings.mlflow_port} "
+        f"(experiment {task.get('mlflow_experiment')!r})"
+    )
+    console.print(f"download the model: {task.get('best_model_url')}")
+    console.print(f"demo finished in {seconds / 60:.1f} min")

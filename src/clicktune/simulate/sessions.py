@@ -1,0 +1,99 @@
+"""Simulated search sessions: the serving model's page for a query and a user's events on it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clicktune.simulate.click_model import PositionBasedClickModel, SessionOutcome
+from clicktune.simulate.collection import Collection
+
+PAGE_SIZE = 10
+
+Search = Callable[[Sequence[str], int], list[list[str]]]
+"""(query texts, k) → the ids of each query's k best documents, best first."""
+
+
+@dataclass(frozen=True)
+class SimulatedSession:
+    session_id: str
+    query_id: str
+    query: str
+    shown: tuple[str, ...]
+    outcome: SessionOutcome
+
+    def session_body(self) -> dict[str, Any]:
+        """The `POST /clickstream/session` body (server time, as a live search application)."""
+        return {
+            "session_id": self.session_id,
+            "search_query": self.query,
+            "search_results": [{"object_id": object_id} for object_id in self.shown],
+            "search_meta": {"simulated": True, "query_id": self.query_id},
+        }
+
+    def events_body(self) -> dict[str, Any] | None:
+        """The `POST /clickstream/session/events` body, or None without events.
+
+        Event ids are derived from the session id, so resending is a safe retry.
+        """
+        if not self.outcome.interactions:
+            return None
+        return {
+            "session_id": self.session_id,
+            "events": [
+                {
+                    "event_id": f"{self.session_id}-{n}",
+                    "object_id": interaction.object_id,
+                    "event_type": interaction.event_type,
+                }
+                for n, interaction in enumerate(self.outcome.interactions)
+            ],
+        }
+
+    def import_line(self) -> dict[str, Any]:
+        """One line of `POST /clickstream/import`: the session with its events inside.
+
+        Without timestamps (the server stamps them), so a line is the same every time and
+        importing it again is a safe retry, also after the live endpoints got it.
+        """
+        events = self.events_body()
+        return {
+            **self.session_body(),
+            "is_irrelevant": self.outcome.irrelevant,
+            "events": (events or {}).get("events", []),
+        }
+
+
+def simulate_sessions(
+    collection: Collection,
+    query_ids: Sequence[str],
+    search: Search,
+    click_model: PositionBasedClickModel,
+    *,
+    sessions_per_query: int = 3,
+    seed: int = 0,
+    session_prefix: str = "sim",
+    page_size: int = PAGE_SIZE,
+) -> Iterator[SimulatedSession]:
+    """`sessions_per_query` sessions for each query, the same for the same seed and rankings.
+
+    Each session has its own random stream (seeded by seed, query and session number), so a
+    query's simulated users do not change when other queries or the order of queries change.
+    """
+    if sessions_per_query < 1:
+        raise ValueError("sessions_per_query must be >= 1")
+    texts = [collection.queries[query_id].text for query_id in query_ids]
+    pages = search(texts, page_size)
+    for query_id, text, page in zip(query_ids, texts, pages, strict=True):
+        grades = collection.qrels.get(query_id, {})
+        for n in range(sessions_per_query):
+            rng = random.Random(f"{seed}:{query_id}:{n}")
+            yield SimulatedSession(
+                session_id=f"{session_prefix}-{seed}-{query_id}-{n}",
+                query_id=query_id,
+                query=text,
+                shown=tuple(page),
+                outcome=click_model.simulate(page, grades, rng),
+            )

@@ -1,0 +1,153 @@
+"""`clicktune simulate`: simulated users search a collection and the service records them.
+
+The serving model ranks the whole corpus for each query, the click model plays the users, and the
+sessions reach the service through its REST API (live endpoints or bulk import) or an NDJSON
+file. Session and event ids derive from the seed and the serving model, so re-running the same
+command is a safe retry while a new model (the next iteration) makes new sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from clicktune.client import ClicktuneClient
+from clicktune.ids import new_id
+from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
+from clicktune.simulate.collection import Collection, load_collection
+from clicktune.simulate.retrieval import model_fingerprint
+from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
+from clicktune.simulate.serving import dense_retriever, packaged_base_model
+from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
+
+QuerySet = Literal["train", "test", "all"]
+
+
+@dataclass
+class SimulateOptions:
+    collection_dir: Path
+    url: str
+    cache_dir: Path
+    model_dir: Path | None = None
+    task_id: str | None = None
+    queries: QuerySet = "train"
+    limit_queries: int | None = None
+    sessions_per_query: int = 3
+    seed: int = 0
+    click_model: ClickModelConfig = field(default_factory=ClickModelConfig)
+    load_items: bool = True
+    via: Literal["api", "import"] = "api"
+    ndjson: Path | None = None
+    release: bool = False
+    max_seq_length: int | None = None
+    bf16: bool | None = None
+    concurrency: int = 4
+
+
+def select_queries(
+    collection: Collection, queries: QuerySet, seed: int, limit: int | None = None
+) -> list[str]:
+    """The benchmark split's query ids (train, test or both), the first `limit` of them."""
+    train, test = collection.split(seed)
+    chosen = {"train": train, "test": test, "all": train + test}[queries]
+    return chosen[:limit] if limit is not None else chosen
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def serving_model_dir(client: ClicktuneClient, options: SimulateOptions) -> Path:
+    """The model that ranks: a task's best model (downloaded once), a folder, or the base."""
+    if options.task_id is not None:
+        target = options.cache_dir / "models" / options.task_id
+        if not target.exists():
+            client.download_model(options.task_id, target)
+        return target
+    return options.model_dir or packaged_base_model()
+
+
+def simulate_command(options: SimulateOptions, console: Console) -> None:
+    collection = load_collection(options.collection_dir)
+    query_ids = select_queries(collection, options.queries, options.seed, options.limit_queries)
+    with ClicktuneClient(options.url) as client:
+        model_dir = serving_model_dir(client, options)
+        console.print(
+            f"{collection.name}: {len(collection.documents)} documents, {len(query_ids)} "
+            f"{options.queries} queries x {options.sessions_per_query} sessions; serving model "
+            f"{model_dir}"
+        )
+        if options.load_items and options.ndjson is None:
+            with progress_bar(console) as progress:
+                bar = progress.add_task("catalog items", total=len(collection.documents))
+                load_items(client, collection, on_chunk=lambda n: progress.advance(bar, n))
+        console.print("ranking the corpus with the serving model (cached after the first time)")
+        retriever = dense_retriever(
+            model_dir,
+            collection,
+            cache_dir=options.cache_dir / "embeddings",
+            max_seq_length=options.max_seq_length,
+            bf16=options.bf16,
+            show_progress=True,
+        )
+        sessions = list(
+            simulate_sessions(
+                collection,
+                query_ids,
+                retriever.search,
+                PositionBasedClickModel(collection.max_grade, options.click_model),
+                sessions_per_query=options.sessions_per_query,
+                seed=options.seed,
+                session_prefix=f"sim-{model_fingerprint(model_dir)[:8]}",
+            )
+        )
+        deliver(client, sessions, options, console)
+        if options.release and options.ndjson is None:
+            released = client.release_batch(release_id=new_id())
+            console.print(f"released batch {released['batch_id']}")
+
+
+def deliver(
+    client: ClicktuneClient,
+    sessions: list[SimulatedSession],
+    options: SimulateOptions,
+    console: Console,
+) -> None:
+    clicks = sum(len(s.outcome.clicked) for s in sessions)
+    irrelevant = sum(s.outcome.irrelevant for s in sessions)
+    if options.ndjson is not None:
+        lines = write_ndjson(options.ndjson, sessions)
+        console.print(f"wrote {lines} sessions ({clicks} clicks) to {options.ndjson}")
+        return
+    if options.via == "import":
+        report = import_sessions(client, sessions)
+        console.print(
+            f"imported {report['sessions']} sessions, {report['events']} events, "
+            f"{report['duplicates']} duplicates, {len(report['errors'])} bad lines"
+        )
+        for failed in report["errors"][:5]:
+            error = failed["error"]
+            console.print(f"line {failed['line']}: {error['code']}: {error['message']}")
+        return
+    with progress_bar(console) as progress:
+        bar = progress.add_task("sessions", total=len(sessions))
+        stats = send_sessions(
+            client,
+            sessions,
+            concurrency=options.concurrency,
+            on_session=lambda _: progress.advance(bar),
+        )
+    console.print(
+        f"sent {stats.sessions} sessions with {stats.events} events ({clicks} clicks); "
+        f"{irrelevant} marked irrelevant"
+    )

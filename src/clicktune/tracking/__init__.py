@@ -1,0 +1,1 @@
+"""MLflow: iterations, runs, the best model, the registry and cleanup."""

@@ -1,0 +1,1 @@
+"""Clickstream → training examples, the trainer wrapper and callbacks, hyperparameter search."""

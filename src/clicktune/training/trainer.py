@@ -1,0 +1,167 @@
+"""One training run with sentence-transformers' trainer, watched by a callback.
+
+The callback is the pipeline's hand inside the training loop: between optimizer steps it checks
+for cancel, reports progress, saves a checkpoint now and then (so a reclaimed task resumes), and
+hands every logged loss and evaluation to the observer (which logs them to MLflow). The trainer's
+own reporting integrations are off (`report_to="none"`): runs land only where the pipeline
+puts them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from sentence_transformers.sentence_transformer.training_args import (
+    SentenceTransformerTrainingArguments,
+)
+from transformers import TrainerCallback, TrainerControl, TrainerState
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from clicktune.evaluation.retrieval import RetrievalEvaluator
+from clicktune.methods.base import TaskCanceled
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+class RunObserver(Protocol):
+    """What the pipeline wants to know while a run trains."""
+
+    def is_canceled(self) -> bool: ...
+
+    def on_progress(self, fraction: float) -> None: ...
+
+    def on_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+
+class PipelineCallback(TrainerCallback):
+    """Cancel, progress, time-based checkpoints and metric logging between optimizer steps."""
+
+    def __init__(
+        self,
+        observer: RunObserver,
+        evaluator: RetrievalEvaluator | None,
+        checkpoint_every_s: float | None,
+        progress_every_s: float = 2.0,
+    ) -> None:
+        self.observer = observer
+        self.evaluator = evaluator
+        self.checkpoint_every_s = checkpoint_every_s
+        self.progress_every_s = progress_every_s
+        self.canceled = False
+        self._last_save = self._last_progress = time.monotonic()
+
+    def on_train_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._last_save = self._last_progress = time.monotonic()
+
+    def on_step_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.observer.is_canceled():
+            self.canceled = True
+            control.should_training_stop = True
+            return
+        now = time.monotonic()
+        if now - self._last_progress >= self.progress_every_s and state.max_steps:
+            self._last_progress = now
+            self.observer.on_progress(state.global_step / state.max_steps)
+        if self.checkpoint_every_s and now - self._last_save >= self.checkpoint_every_s:
+            self._last_save = now
+            control.should_save = True
+
+    def on_log(
+        self,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if logs and "loss" in logs:
+            self.observer.on_metrics({"train_loss": float(logs["loss"])}, state.global_step)
+
+    def on_evaluate(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.evaluator is not None and self.evaluator.last_metrics:
+            metrics = {f"test_{k}": v for k, v in self.evaluator.last_metrics.items()}
+            self.observer.on_metrics(metrics, state.global_step)
+
+
+@dataclass
+class TrainOutcome:
+    metrics: dict[str, float]
+    """The trained model's evaluation on the test split (names without the `test_` prefix)."""
+    steps: int
+    train_seconds: float
+    """Wall time of the training loop, its evaluations included."""
+    eval_seconds: float
+    """Time the evaluations inside the training loop took."""
+    resumed_from_step: int | None
+    """The checkpoint's step this run continued from (an earlier attempt's), if any."""
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint: one a killed process left half-written is passed over
+    (the trainer state file is the last thing a checkpoint gets)."""
+    if not output_dir.is_dir():
+        return None
+    found = []
+    for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if step.isdigit() and (path / TRAINER_STATE_NAME).is_file():
+            found.append((int(step), path))
+    return max(found)[1] if found else None
+
+
+def train_model(
+    model: SentenceTransformer,
+    train_dataset: Dataset,
+    loss: torch.nn.Module,
+    args: SentenceTransformerTrainingArguments,
+    evaluator: RetrievalEvaluator,
+    observer: RunObserver,
+    checkpoint_every_s: float | None,
+) -> TrainOutcome:
+    """Train (resuming from the newest checkpoint in `args.output_dir`), then evaluate."""
+    callback = PipelineCallback(observer, evaluator, checkpoint_every_s)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=[callback],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    checkpoint = latest_checkpoint(Path(args.output_dir))
+    eval_before = evaluator.seconds
+    evaluator.last_metrics = {}
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    train_seconds = time.perf_counter() - started
+    eval_seconds = evaluator.seconds - eval_before
+    if callback.canceled or observer.is_canceled():
+        raise TaskCanceled("canceled during training")
+    if not evaluator.last_metrics:
+        evaluator(model)
+        metrics = {f"test_{k}": v for k, v in evaluator.last_metrics.items()}
+        observer.on_metrics(metrics, trainer.state.global_step)
+    return TrainOutcome(
+        metrics=dict(evaluator.last_metrics),
+        steps=trainer.state.global_step,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None,
+    )

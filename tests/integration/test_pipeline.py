@@ -1,0 +1,335 @@
+"""The iteration pipeline on the real stack: both databases, a real MLflow store, the worker's
+own task context (and, where processes matter, real worker processes).
+
+The method under test is the default method on a tiny BERT (tests/pipeline_plugins).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from mlflow.entities import ViewType
+from sqlalchemy import Engine, select
+
+from clicktune.methods.base import TaskFailed
+from clicktune.methods.registry import MethodRegistry, load_registry
+from clicktune.settings import Settings
+from clicktune.store import tasks as task_store
+from clicktune.store.engine import read_transaction
+from clicktune.store.tables import task_events
+from clicktune.tracking.client import make_client
+from clicktune.tracking.iterations import INITIAL_EXPERIMENT
+from clicktune.training.search import params_hash
+from clicktune.training.search_space import parse_params
+from clicktune.worker.loop import Worker
+from clicktune.worker.pipeline import run_iteration
+from tests.pipeline_plugins.tiny_methods import TINY_SPACE
+from tests.pipeline_support import (
+    BROKEN_METHOD,
+    TINY_METHOD,
+    TINY_MODEL_ENV,
+    Shop,
+    claimed_context,
+    load_batch,
+    pipeline_settings,
+    tiny_model_path,
+)
+from tests.task_support import wait_for, workers
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def psettings(settings: Settings) -> Settings:
+    tiny_model_path()
+    return pipeline_settings(settings)
+
+
+@pytest.fixture
+def registry(psettings: Settings) -> MethodRegistry:
+    registry = load_registry(psettings)
+    assert not registry.errors, registry.errors
+    return registry
+
+
+def events(engine: Engine, task_id: str) -> list[dict[str, Any]]:
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(task_events.c.level, task_events.c.message, task_events.c.data)
+            .where(task_events.c.task_id == task_id)
+            .order_by(task_events.c.seq)
+        ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def task_row(engine: Engine, task_id: str) -> dict[str, Any]:
+    with read_transaction(engine) as conn:
+        task = task_store.get_task(conn, task_id)
+    assert task is not None
+    return task
+
+
+def test_two_iterations_on_the_real_stack(
+    engine: Engine, psettings: Settings, registry: MethodRegistry
+) -> None:
+    shop = Shop(seed=1)
+    batch = load_batch(engine, shop, shop.sessions(per_query=2, irrelevant_every=7))
+    method = registry.get(TINY_METHOD)
+    with claimed_context(engine, psettings, TINY_METHOD, batch) as context:
+        result = run_iteration(method, context)
+        assert not (context.work_dir / "iteration").exists()
+    task_id = context.task.task_id
+
+    assert result.promoted is True
+    assert result.metrics is not None and result.metrics["main_metric"] == "ndcg_at_10"
+    assert result.metrics["best"] > result.metrics["baseline"]
+    assert result.mlflow_experiment == f"iteration / {TINY_METHOD} / {batch}"
+    assert result.best_model_uri == f"runs:/{result.best_run_id}/model"
+
+    client = make_client(psettings)
+    initial = client.get_experiment_by_name(INITIAL_EXPERIMENT)
+    [initial_run] = client.search_runs([initial.experiment_id])
+    assert initial_run.info.run_name == TINY_METHOD
+    assert [a.path for a in client.list_artifacts(initial_run.info.run_id)] == ["model"]
+
+    experiment = client.get_experiment_by_name(result.mlflow_experiment)
+    assert experiment.artifact_location == psettings.mlflow_artifacts_dir.as_uri()
+    assert {k: experiment.tags[k] for k in ("task_id", "fine_tuning_method", "batch_id")} == {
+        "task_id": task_id,
+        "fine_tuning_method": TINY_METHOD,
+        "batch_id": batch,
+    }
+    assert experiment.tags["starting_run_id"] == initial_run.info.run_id
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"baseline", "run-1", "run-2"}
+    baseline = runs["baseline"]
+    assert baseline.data.metrics["test_ndcg_at_10"] == result.metrics["baseline"]
+    assert set(baseline.data.metrics) == {
+        "test_ndcg_at_10",
+        "test_mrr_at_10",
+        "test_recall_at_10",
+        "test_recall_at_100",
+    }
+    with_model = []
+    for name in ("run-1", "run-2"):
+        run = runs[name]
+        assert run.info.status == "FINISHED"
+        params = parse_params(TINY_SPACE, run.data.params)
+        assert set(params) == set(TINY_SPACE)
+        assert run.data.tags["params_hash"] == params_hash(params)
+        losses = client.get_metric_history(run.info.run_id, "train_loss")
+        assert [m.step for m in losses] == list(range(1, len(losses) + 1))
+        evaluations = client.get_metric_history(run.info.run_id, "test_ndcg_at_10")
+        assert len(evaluations) == params["num_train_epochs"]
+        if client.list_artifacts(run.info.run_id, "model"):
+            with_model.append(run.info.run_id)
+        else:
+            assert run.data.tags.get("model_deleted") in (None, "true")
+    assert with_model == [result.best_run_id]
+    best = client.get_run(result.best_run_id)
+    assert best.data.metrics["test_ndcg_at_10"] == result.metrics["best"]
+    champion = client.get_model_version_by_alias(TINY_METHOD, "champion")
+    assert champion.run_id == result.best_run_id
+
+    messages = [e["message"] for e in events(engine, task_id)]
+    for expected in (
+        "Preparing training examples",
+        "Evaluating the starting model",
+        "Baseline ndcg_at_10",
+        "Run run-1 started",
+        "Run run-1 finished",
+        "Run run-2 started",
+        "Run run-2 finished",
+        "Promoted run-",
+        "Removing temporary folders",
+    ):
+        assert any(m.startswith(expected) for m in messages), expected
+    progress = task_row(engine, task_id)["progress"]
+    assert progress == {
+        "stage": "done",
+        "runs_total": 2,
+        "runs_done": 2,
+        "current_run": None,
+        "percent": 100.0,
+    }
+
+    # The second iteration starts from the champion, tries the first one's best parameters
+    # first, and retires the first iteration's experiment (its registered version stays).
+    second_shop = Shop(seed=2)
+    second_batch = load_batch(engine, second_shop, second_shop.sessions(per_query=2))
+    with claimed_context(engine, psettings, TINY_METHOD, second_batch) as context:
+        second = run_iteration(method, context)
+    second_experiment = client.get_experiment_by_name(second.mlflow_experiment)
+    assert second_experiment.tags["starting_run_id"] == result.best_run_id
+    first_run_1 = client.search_runs(
+        [second_experiment.experiment_id], filter_string="attributes.run_name = 'run-1'"
+    )[0]
+    assert first_run_1.data.params == best.data.params
+    assert client.get_experiment(experiment.experiment_id).lifecycle_stage == "deleted"
+    active = {e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
+    assert result.mlflow_experiment not in active
+    assert client.get_model_version(TINY_METHOD, champion.version).run_id == result.best_run_id
+    second_messages = [e["message"] for e in events(engine, context.task.task_id)]
+    assert any(m.startswith("Removed the previous iteration's experiment") for m in second_messages)
+    assert any(m.startswith("Trying the 1 best parameter sets") for m in second_messages)
+
+
+def test_not_promoted_when_the_best_run_does_not_beat_the_baseline(
+    engine: Engine, psettings: Settings, registry: MethodRegistry
+) -> None:
+    shop = Shop()
+    batch = load_batch(engine, shop, shop.sessions(per_query=2))
+    with claimed_context(engine, psettings, TINY_METHOD, batch, {"learning_rate": 0.0}) as context:
+        result = run_iteration(registry.get(TINY_METHOD), context)
+    assert result.promoted is False
+    assert result.metrics is not None
+    assert result.metrics["best"] == result.metrics["baseline"]
+    assert result.best_model_uri == f"runs:/{result.best_run_id}/model"
+    client = make_client(psettings)
+    assert client.search_registered_models() == []
+    [reason] = [
+        e for e in events(engine, context.task.task_id) if e["data"].get("promoted") is False
+    ]
+    assert reason["level"] == "warning"
+    assert reason["message"].startswith("Not promoted: the best run")
+    experiment = client.get_experiment_by_name(result.mlflow_experiment)
+    for run in client.search_runs([experiment.experiment_id]):
+        assert run.data.params.get("learning_rate") in (None, "0.0")
+
+
+def test_every_run_failing_fails_the_task_with_the_first_failure(
+    engine: Engine, psettings: Settings, registry: MethodRegistry
+) -> None:
+    shop = Shop()
+    batch = load_batch(engine, shop, shop.sessions(per_query=2))
+    with claimed_context(engine, psettings, BROKEN_METHOD, batch) as context:
+        with pytest.raises(TaskFailed) as failure:
+            run_iteration(registry.get(BROKEN_METHOD), context)
+        assert not (context.work_dir / "iteration").exists()
+    assert failure.value.code == "all_runs_failed"
+    assert "AttributeError" in failure.value.message and "NoSuchLoss" in failure.value.message
+    client = make_client(psettings)
+    experiment = client.get_experiment_by_name(f"iteration / {BROKEN_METHOD} / {batch}")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert runs["run-1"].info.status == runs["run-2"].info.status == "FAILED"
+    assert "NoSuchLoss" in runs["run-1"].data.tags["clicktune.error"]
+    failed = [e for e in events(engine, context.task.task_id) if e["level"] == "error"]
+    assert [e["message"].split(":")[0] for e in failed] == ["Run run-1 failed", "Run run-2 failed"]
+
+
+def test_a_batch_without_item_content_fails_before_training(
+    engine: Engine, psettings: Settings, registry: MethodRegistry
+) -> None:
+    shop = Shop()
+    sessions = shop.sessions(per_query=1)
+    for session in sessions:
+        for result in session["search_results"]:
+            result["object_id"] = "unknown-" + result["object_id"]
+        for event in session["events"]:
+            event["object_id"] = "unknown-" + event["object_id"]
+    batch = load_batch(engine, shop, sessions)
+    with (
+        claimed_context(engine, psettings, TINY_METHOD, batch) as context,
+        pytest.raises(TaskFailed) as failure,
+    ):
+        run_iteration(registry.get(TINY_METHOD), context)
+    assert failure.value.code == "no_training_data"
+    assert (
+        make_client(psettings).search_experiments(filter_string="name LIKE 'iteration / %'") == []
+    )
+
+
+def worker_options() -> dict[str, str]:
+    return {TINY_MODEL_ENV: str(tiny_model_path()), "OMP_NUM_THREADS": "1"}
+
+
+def create_task(engine: Engine, batch_id: str, **hyperparameters: Any) -> str:
+    new = task_store.NewTask(
+        fine_tuning_method=TINY_METHOD,
+        batch_id=batch_id,
+        metadata={},
+        hyperparameters=hyperparameters,
+        idempotency_key=None,
+        request_hash="test",
+    )
+    return task_store.create_task(engine, new, lambda _conn, _new: batch_id).task["id"]
+
+
+def event_seen(engine: Engine, task_id: str, prefix: str) -> bool:
+    return any(e["message"].startswith(prefix) for e in events(engine, task_id))
+
+
+def test_cancel_during_training_stops_the_worker_and_leaves_no_folders(
+    engine: Engine, psettings: Settings, registry: MethodRegistry
+) -> None:
+    """The worker's own loop and heartbeat, in a thread of this process (torch is loaded)."""
+    shop = Shop()
+    batch = load_batch(engine, shop, shop.sessions(per_query=4))
+    task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
+    settings = psettings.model_copy(update={"worker_heartbeat_s": 0.2, "worker_poll_s": 0.05})
+    worker = Worker(settings, engine, registry)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: event_seen(engine, task_id, "Run run-1 started"), 120, "run-1")
+        task_store.cancel_task(engine, task_id)
+        wait_for(lambda: not any(psettings.work_dir.iterdir()), 60, "the work folder to go")
+    finally:
+        worker.request_stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert task_row(engine, task_id)["status"] == "canceled"
+    client = make_client(psettings)
+    experiment = client.get_experiment_by_name(f"iteration / {TINY_METHOD} / {batch}")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert runs["run-1"].info.status == "KILLED"
+    assert "run-2" not in runs
+    assert not any(e["message"].startswith("Run run-1 finished") for e in events(engine, task_id))
+
+
+def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
+    engine: Engine, psettings: Settings, tmp_path: Path
+) -> None:
+    shop = Shop()
+    batch = load_batch(engine, shop, shop.sessions(per_query=4))
+    task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
+    run_2 = psettings.work_dir / task_id / "iteration" / "runs" / "run-2" / "checkpoints"
+    with workers(psettings, tmp_path, **worker_options()) as [first]:
+        wait_for(lambda: list(run_2.glob("checkpoint-*/trainer_state.json")), 120, "run-2")
+        first.signal(signal.SIGKILL)
+        first.wait()
+    client = make_client(psettings)
+    experiment = client.get_experiment_by_name(f"iteration / {TINY_METHOD} / {batch}")
+    before = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert before["run-1"].info.status == "FINISHED"
+    assert before["run-2"].info.status == "RUNNING"
+    seen = len(events(engine, task_id))
+    with workers(psettings, tmp_path, **worker_options()) as [second]:
+        wait_for(lambda: task_row(engine, task_id)["status"] == "done", 180, "the task to finish")
+        assert second.logged("task_claimed", task_id=task_id)
+    task = task_row(engine, task_id)
+    assert task["attempts"] == 2
+    after = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert after["run-1"].info.run_id == before["run-1"].info.run_id
+    assert after["run-1"].info.end_time == before["run-1"].info.end_time
+    assert after["run-2"].info.run_id == before["run-2"].info.run_id
+    assert after["run-2"].info.status == "FINISHED"
+    later = [e for e in events(engine, task_id)[seen:]]
+    later_messages = [e["message"] for e in later]
+    assert not any(m.startswith("Run run-1") for m in later_messages)
+    [finished] = [e for e in later if e["message"].startswith("Run run-2 finished")]
+    assert finished["data"]["resumed_from_step"] > 0
+    assert task["best_run_id"] in {after["run-1"].info.run_id, after["run-2"].info.run_id}
+    assert not any(psettings.work_dir.iterdir())

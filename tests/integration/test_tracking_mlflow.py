@@ -1,0 +1,166 @@
+"""The MLflow layout on a real local store: initial runs, iterations, the kept model, registry."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.entities import ViewType
+
+from clicktune.settings import Settings
+from clicktune.tracking.iterations import (
+    INITIAL_EXPERIMENT,
+    KIND_TRIAL,
+    TAG_MODEL_DELETED,
+    MethodTracking,
+    iteration_name,
+)
+from clicktune.tracking.server import mlflow_ui_command
+from clicktune.tracking.serving import ModelStore
+from tests.pipeline_support import with_mlflow_store
+from tests.task_support import wait_for
+
+METHOD = "Tracking Test Method"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return with_mlflow_store(Settings(data_dir=tmp_path / "data"))
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "a-model"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]")
+    (folder / "weights.bin").write_bytes(b"\x00" * 64)
+    return folder
+
+
+def test_initial_model_is_uploaded_once_per_method(settings: Settings, model_dir: Path) -> None:
+    tracking = MethodTracking(settings, METHOD, METHOD)
+    uploads = []
+
+    def provide() -> Path:
+        uploads.append(1)
+        return model_dir
+
+    first = tracking.initial_run(provide)
+    assert tracking.initial_run(provide) == first
+    assert len(uploads) == 1
+    other = MethodTracking(settings, "Another Method", "Another Method").initial_run(provide)
+    assert other != first
+    client = tracking.client
+    experiment = client.get_experiment_by_name(INITIAL_EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == ["Another Method", METHOD]
+    assert [f.path for f in client.list_artifacts(first, "model")] == [
+        "model/modules.json",
+        "model/weights.bin",
+    ]
+    assert experiment.artifact_location == settings.mlflow_artifacts_dir.as_uri()
+
+
+def test_iteration_experiment_is_tagged_and_found_again(
+    settings: Settings, model_dir: Path
+) -> None:
+    tracking = MethodTracking(settings, METHOD, METHOD)
+    start = tracking.initial_run(lambda: model_dir)
+    iteration = tracking.open_iteration("task-1", "batch-1", start)
+    assert iteration.name == iteration_name(METHOD, "batch-1") == f"iteration / {METHOD} / batch-1"
+    tags = tracking.client.get_experiment(iteration.experiment_id).tags
+    assert {
+        k: tags[k] for k in ("task_id", "fine_tuning_method", "batch_id", "starting_run_id")
+    } == {
+        "task_id": "task-1",
+        "fine_tuning_method": METHOD,
+        "batch_id": "batch-1",
+        "starting_run_id": start,
+    }
+    again = tracking.open_iteration("task-1", "batch-1", "another-start")
+    assert again.experiment_id == iteration.experiment_id
+    assert again.starting_run_id == start  # a later attempt keeps the first attempt's start
+    other = tracking.open_iteration("task-2", "batch-1", start)
+    assert other.name == f"iteration / {METHOD} / batch-1 / task-2"
+
+
+def test_one_model_per_iteration_promotion_and_retiring(
+    settings: Settings, model_dir: Path, tmp_path: Path
+) -> None:
+    tracking = MethodTracking(settings, METHOD, "tracking-test-model")
+    client = tracking.client
+    first = tracking.open_iteration("task-1", "batch-1", tracking.initial_run(lambda: model_dir))
+    run_a = first.start_run("run-1", KIND_TRIAL, {"learning_rate": 1e-5})
+    first.save_model(run_a, model_dir)
+    first.finish_run(run_a)
+    run_b = first.start_run("run-2", KIND_TRIAL, {"learning_rate": 2e-5})
+    first.save_model(run_b, model_dir)
+    first.delete_model(run_a)
+    first.finish_run(run_b)
+    assert client.list_artifacts(run_a) == []
+    assert client.get_run(run_a).data.tags[TAG_MODEL_DELETED] == "true"
+    assert [f.path for f in client.list_artifacts(run_b)] == ["model"]
+
+    assert tracking.champion() is None
+    assert tracking.promote(run_b, "first") == "1"
+    assert tracking.promote(run_b, "first, again") == "1"
+    assert tracking.champion().run_id == run_b
+    first.complete(promoted=True)
+    assert tracking.previous_iteration().experiment_id == first.experiment_id
+
+    second = tracking.open_iteration("task-2", "batch-2", tracking.starting_run(lambda: model_dir))
+    assert second.starting_run_id == run_b
+    second.complete(promoted=False)
+    assert tracking.retire_previous_iterations(second.experiment_id) == [first.name]
+    deleted = client.get_experiment(first.experiment_id)
+    assert deleted.lifecycle_stage == "deleted"
+    assert tracking.previous_iteration(second.experiment_id) is None
+    # The registered version outlives its experiment, and still downloads.
+    version = tracking.champion()
+    assert str(version.version) == "1"
+    folder = ModelStore(settings).version_model_dir("tracking-test-model", version)
+    assert (folder / "weights.bin").read_bytes() == (model_dir / "weights.bin").read_bytes()
+    active = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    assert first.name not in {e.name for e in active}
+
+
+def test_top_parameter_sets_best_first(settings: Settings, model_dir: Path) -> None:
+    tracking = MethodTracking(settings, METHOD, METHOD)
+    iteration = tracking.open_iteration("task-1", "batch-1", "start")
+    for number, (rate, score) in enumerate([(1e-5, 0.3), (2e-5, 0.5), (3e-5, 0.4)], start=1):
+        run_id = iteration.start_run(f"run-{number}", KIND_TRIAL, {"learning_rate": rate})
+        iteration.log_metrics(run_id, {"test_ndcg_at_10": score}, step=1)
+        iteration.finish_run(run_id)
+    failed = iteration.start_run("run-4", KIND_TRIAL, {"learning_rate": 4e-5})
+    iteration.fail_run(failed, "boom")
+    top = tracking.top_parameter_sets(iteration.experiment_id, "test_ndcg_at_10", 2)
+    assert top == [{"learning_rate": "2e-05"}, {"learning_rate": "3e-05"}]
+    assert iteration.runs()["run-4"].status == "FAILED"
+
+
+def test_mlflow_ui_command_serves_the_store(settings: Settings, model_dir: Path) -> None:
+    MethodTracking(settings, METHOD, METHOD).initial_run(lambda: model_dir)
+    settings = settings.model_copy(update={"mlflow_port": 5791})
+    process = subprocess.Popen(
+        mlflow_ui_command(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def experiments() -> list[str] | None:
+            try:
+                response = httpx.get(
+                    "http://127.0.0.1:5791/api/2.0/mlflow/experiments/search",
+                    params={"max_results": 10},
+                )
+            except httpx.TransportError:
+                return None
+            return [e["name"] for e in response.json()["experiments"]]
+
+        assert INITIAL_EXPERIMENT in wait_for(experiments, 60, "the MLflow UI")
+    finally:
+        process.terminate()
+        process.wait(30)
+    with pytest.raises(ValueError):
+        mlflow_ui_command(settings.model_copy(update={"mlflow_tracking_uri": "http://mlflow:5000"}))
