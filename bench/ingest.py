@@ -4,14 +4,17 @@ For each database (SQLite, PostgreSQL): starts the real server (`clicktune api`)
 with a fresh data dir and database, then
   1. HTTP: `--clients` concurrent clients (each its own connection, spread over
      `--client-processes` processes) each register sessions (`POST /clickstream/session`) and add
-     their events (`POST /clickstream/session/events`): sessions/s and per-request p50/p99;
+     their events (`POST /clickstream/session/events`) until `--sessions` are sent or
+     `--http-seconds` pass: sessions/s and per-request p50/p99;
   2. import: the same kind of sessions as one NDJSON body streamed to `POST /clickstream/import`;
   3. storage limit (the reference): the same rows inserted straight through SQLAlchemy Core in one
      transaction into another fresh database.
+Beside each rate, the server process's CPU time per session (from /proc): what a session costs,
+whatever else the machine is busy with.
 Goals (BENCHMARKS.md §2): HTTP ≥ 1,000 sessions/s at p99 ≤ 50 ms on SQLite; import ≥ 25 % of the
 storage limit; both on PostgreSQL too.
 
-    python bench/ingest.py [--databases sqlite postgresql] [--sessions 6000] [--no-record]
+    python bench/ingest.py [--databases sqlite postgresql] [--http-seconds 20] [--no-record]
 """
 
 from __future__ import annotations
@@ -83,9 +86,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system), from /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_memory_mib(self) -> float:
+        """The server process's peak resident memory so far (VmHWM), from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc status")
+
+
 @contextmanager
-def running_server(database_url: str, data_dir: Path) -> Iterator[str]:
-    """`clicktune api` in a subprocess; yields its base URL once it answers."""
+def running_server(database_url: str, data_dir: Path) -> Iterator[Server]:
+    """`clicktune api` in a subprocess, once it answers."""
     port = _free_port()
     env = {
         **os.environ,
@@ -110,7 +131,7 @@ def running_server(database_url: str, data_dir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("the API did not start within 60 s")
             time.sleep(0.1)
-        yield base
+        yield Server(base, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -137,9 +158,15 @@ def fresh_database(kind: str, admin_url: str, folder: Path, name: str) -> Iterat
 
 
 async def _client(
-    http: httpx.AsyncClient, workload: Workload, ids: list[str], latencies: dict[str, list[float]]
+    http: httpx.AsyncClient,
+    workload: Workload,
+    ids: list[str],
+    stop_at: float,
+    latencies: dict[str, list[float]],
 ) -> None:
     for session_id in ids:
+        if time.perf_counter() > stop_at:
+            return
         started = time.perf_counter()
         registered = await http.post(f"{API}/session", json=workload.session(session_id))
         middle = time.perf_counter()
@@ -154,36 +181,45 @@ async def _client(
         latencies["events"].append(ended - middle)
 
 
-async def _clients(base: str, workload: Workload, shares: list[list[str]]) -> dict[str, Any]:
+async def _clients(
+    base: str, workload: Workload, shares: list[list[str]], max_seconds: float
+) -> dict[str, Any]:
     latencies: dict[str, list[float]] = {"session": [], "events": []}
     limits = httpx.Limits(max_connections=len(shares), max_keepalive_connections=len(shares))
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
         await http.get("/api/v1/ping")
         started = time.time()
-        await asyncio.gather(*(_client(http, workload, ids, latencies) for ids in shares))
+        stop_at = time.perf_counter() + max_seconds
+        await asyncio.gather(*(_client(http, workload, ids, stop_at, latencies) for ids in shares))
         ended = time.time()
     return {"started": started, "ended": ended, **latencies}
 
 
-def _client_process(args: tuple[str, Workload, list[list[str]]]) -> dict[str, Any]:
+def _client_process(args: tuple[str, Workload, list[list[str]], float]) -> dict[str, Any]:
     return asyncio.run(_clients(*args))
 
 
-def measure_http(
-    base: str, workload: Workload, total: int, clients: int, processes: int
-) -> dict[str, Any]:
-    ids = [f"http-{n}" for n in range(total)]
-    shares = [ids[c::clients] for c in range(clients)]
+def measure_http(server: Server, workload: Workload, args: argparse.Namespace) -> dict[str, Any]:
+    """Sessions from `args.clients` clients until all are sent or `args.http_seconds` pass."""
+    ids = [f"http-{n}" for n in range(args.sessions)]
+    shares = [ids[c :: args.clients] for c in range(args.clients)]
+    processes = args.client_processes
     per_process = [shares[p::processes] for p in range(processes)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
-        parts = pool.map(_client_process, [(base, workload, s) for s in per_process])
+        cpu_before = server.cpu_seconds()
+        parts = pool.map(
+            _client_process,
+            [(server.base, workload, share, args.http_seconds) for share in per_process],
+        )
+        cpu = server.cpu_seconds() - cpu_before
     seconds = max(p["ended"] for p in parts) - min(p["started"] for p in parts)
     session_latency = [x for p in parts for x in p["session"]]
     events_latency = [x for p in parts for x in p["events"]]
     return {
-        "sessions": total,
+        "sessions": len(session_latency),
         "seconds": seconds,
+        "server_cpu_s": cpu,
         "session_ms": _percentiles(session_latency),
         "events_ms": _percentiles(events_latency),
     }
@@ -210,20 +246,29 @@ def _import_lines(workload: Workload, total: int) -> Iterator[bytes]:
         yield ("\n".join(block) + "\n").encode()
 
 
-def measure_import(base: str, workload: Workload, total: int) -> dict[str, Any]:
+def measure_import(server: Server, workload: Workload, total: int) -> dict[str, Any]:
     body = list(_import_lines(workload, total))  # made before the clock starts
+    memory_before = server.peak_memory_mib()
+    cpu_before = server.cpu_seconds()
     started = time.perf_counter()
     response = httpx.post(
-        f"{base}{API}/import",
+        f"{server.base}{API}/import",
         content=iter(body),
         headers={"content-type": "application/x-ndjson"},
         timeout=600,
     )
     seconds = time.perf_counter() - started
+    cpu = server.cpu_seconds() - cpu_before
     report = response.json()
     if response.status_code != 200 or report["sessions"] != total or report["errors"]:
         raise SystemExit(f"import failed: {response.status_code} {response.text[:500]}")
-    return {"sessions": total, "seconds": seconds}
+    return {
+        "sessions": total,
+        "seconds": seconds,
+        "server_cpu_s": cpu,
+        "body_mb": sum(len(block) for block in body) / 1e6,
+        "peak_mib": (memory_before, server.peak_memory_mib()),
+    }
 
 
 # --- 3. the storage limit --------------------------------------------------------------------
@@ -252,7 +297,7 @@ def measure_storage_limit(database_url: str, workload: Workload, total: int) -> 
                 "user_id": body["user_id"],
                 "created_at": now,
                 "received_at": now,
-                "content_hash": content_hash({**body, "search_results": results}),  # type: ignore[typeddict-item]
+                "content_hash": content_hash({**body, "search_results": results}),
             }
         )
         event_rows += [
@@ -276,16 +321,19 @@ def measure_storage_limit(database_url: str, workload: Workload, total: int) -> 
 # --- report ----------------------------------------------------------------------------------
 
 
-def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> list[list[str]]:
+def run_database(
+    kind: str, args: argparse.Namespace, workload: Workload
+) -> tuple[list[list[str]], str]:
+    """The table's rows for one database, and a note on the server's memory."""
     label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     with tempfile.TemporaryDirectory(prefix="clicktune-ingest-") as folder:
         work = Path(folder)
-        with fresh_database(kind, args.postgres_admin_url, work, "api") as url:
-            with running_server(url, work / "data") as base:
-                http = measure_http(
-                    base, workload, args.sessions, args.clients, args.client_processes
-                )
-                imported = measure_import(base, workload, args.import_sessions)
+        with (
+            fresh_database(kind, args.postgres_admin_url, work, "api") as url,
+            running_server(url, work / "data") as server,
+        ):
+            http = measure_http(server, workload, args)
+            imported = measure_import(server, workload, args.import_sessions)
         with fresh_database(kind, args.postgres_admin_url, work, "reference") as url:
             limit = measure_storage_limit(url, workload, args.import_sessions)
     limit_rate = limit["sessions"] / limit["seconds"]
@@ -295,7 +343,12 @@ def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> lis
     events_p50, events_p99 = http["events_ms"]
     http_ok = http_rate >= HTTP_GOAL_SESSIONS_S and max(session_p99, events_p99) <= HTTP_GOAL_P99_MS
     import_ok = import_rate >= IMPORT_GOAL_RATIO * limit_rate
-    return [
+    before, after = imported["peak_mib"]
+    note = (
+        f"{label}: the server's peak memory was {before:.0f} MiB before the import and "
+        f"{after:.0f} MiB after streaming {imported['body_mb']:.0f} MB of NDJSON"
+    )
+    rows = [
         [
             label,
             f"HTTP, {args.clients} clients",
@@ -303,6 +356,7 @@ def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> lis
             f"{http_rate:,.0f}",
             f"{session_p50:.1f} / {session_p99:.1f}",
             f"{events_p50:.1f} / {events_p99:.1f}",
+            _cpu_per_session(http),
             f"{http_rate / limit_rate:.1%}",
             f"≥ 1,000/s, p99 ≤ 50 ms: {'met' if http_ok else 'missed'}",
         ],
@@ -313,6 +367,7 @@ def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> lis
             f"{import_rate:,.0f}",
             "",
             "",
+            _cpu_per_session(imported),
             f"{import_rate / limit_rate:.1%}",
             f"≥ 25 % of the limit: {'met' if import_ok else 'missed'}",
         ],
@@ -323,10 +378,16 @@ def run_database(kind: str, args: argparse.Namespace, workload: Workload) -> lis
             f"{limit_rate:,.0f}",
             "",
             "",
+            "",
             "100%",
             "reference",
         ],
     ]
+    return rows, note
+
+
+def _cpu_per_session(measured: dict[str, Any]) -> str:
+    return f"{measured['server_cpu_s'] / measured['sessions'] * 1e6:,.0f}"
 
 
 HEADER = [
@@ -336,6 +397,7 @@ HEADER = [
     "sessions/s",
     "session p50 / p99 ms",
     "events p50 / p99 ms",
+    "server CPU µs/session",
     "vs storage limit",
     "goal",
 ]
@@ -369,7 +431,9 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def record(table: list[str], args: argparse.Namespace, workload: Workload) -> None:
+def record(
+    table: list[str], notes: list[str], args: argparse.Namespace, workload: Workload
+) -> None:
     lines = [
         "",
         f"## Ingest — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -377,11 +441,14 @@ def record(table: list[str], args: argparse.Namespace, workload: Workload) -> No
         f"- command: `python bench/ingest.py {' '.join(sys.argv[1:])}`".rstrip(),
         f"- commit: {_git_commit()}",
         f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs (server and clients share them), "
-        f"{platform.platform()}, Python {platform.python_version()}",
+        f"{platform.platform()}, Python {platform.python_version()}; load average before the "
+        f"run {args.load_before:.1f} (other work on the machine takes CPU from the server)",
         f"- workload: {workload.results} search results and {workload.events} events per session; "
         f"one API process; clients in {args.client_processes} process(es)",
         "",
         *table,
+        "",
+        *[f"- {note}" for note in notes],
         "",
     ]
     new_file = not RESULTS.exists()
@@ -393,7 +460,7 @@ def record(table: list[str], args: argparse.Namespace, workload: Workload) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--databases",
@@ -402,13 +469,16 @@ def main() -> None:
         default=["sqlite", "postgresql"],
         help="databases to measure (default: both)",
     )
-    parser.add_argument("--sessions", type=int, default=6000, help="sessions sent over HTTP")
+    parser.add_argument("--sessions", type=int, default=20000, help="most sessions sent over HTTP")
+    parser.add_argument(
+        "--http-seconds", type=float, default=20.0, help="longest the HTTP phase runs"
+    )
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument(
         "--client-processes", type=int, default=1, help="processes the clients run in"
     )
     parser.add_argument(
-        "--import-sessions", type=int, default=20000, help="sessions in the import body"
+        "--import-sessions", type=int, default=10000, help="sessions in the import body"
     )
     parser.add_argument("--results", type=int, default=10, help="search results per session")
     parser.add_argument("--events", type=int, default=2, help="events per session")
@@ -419,12 +489,14 @@ def main() -> None:
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
     workload = Workload(results=args.results, events=args.events)
-    rows = [row for kind in args.databases for row in run_database(kind, args, workload)]
-    table = markdown(rows)
-    print("\n".join(table))
+    results = [run_database(kind, args, workload) for kind in args.databases]
+    table = markdown([row for rows, _ in results for row in rows])
+    notes = [note for _, note in results]
+    print("\n".join(table + notes))
     if not args.no_record:
-        record(table, args, workload)
+        record(table, notes, args, workload)
         print(f"appended to {RESULTS}")
 
 

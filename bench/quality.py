@@ -22,6 +22,7 @@ cached under bench/.work/cache by model and corpus.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -67,8 +68,8 @@ METHOD = "Default Fine Tuning Method"
 GOALS = {"scifact": 0.03, "esci_us_srw150": 0.02}
 ORACLE_SHARE = 0.70
 TIME_GOAL_S = 20 * 60
-QUICK_QUERIES = (60, 40)
-QUICK_DISTRACTORS = 800
+QUICK_QUERIES = (30, 15)
+QUICK_DISTRACTORS = 500
 QUICK_HYPERPARAMETERS = {
     "learning_rate": 5e-5,
     "num_train_epochs": 1,
@@ -323,8 +324,9 @@ def oracle_model(bench: Bench, params: Mapping[str, Any], out: Path) -> tuple[Pa
     )
     from sentence_transformers import SentenceTransformerTrainer
 
-    args = method.training_arguments(params, out / "checkpoints")
-    args.eval_strategy = "no"
+    args = dataclasses.replace(
+        method.training_arguments(params, out / "checkpoints"), eval_strategy="no"
+    )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=method.build_loss(model, params)
     )
@@ -573,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.bf16 is None:
         args.bf16 = native_bf16()
     command = "python bench/quality.py " + " ".join(

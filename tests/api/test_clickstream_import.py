@@ -82,6 +82,28 @@ def test_reimport_is_safe_and_adds_new_events(client: TestClient) -> None:
     assert len(client.get(f"{API}/session/s-0").json()["events"]) == 2
 
 
+def test_repeated_sessions_within_one_body(client: TestClient) -> None:
+    report = post_import(
+        client,
+        [
+            line("s-1", [{"event_id": "e-1", "object_id": "o-0"}]),
+            line(
+                "s-1",
+                [{"event_id": "e-1", "object_id": "o-0"}, {"event_id": "e-2", "object_id": "o-1"}],
+            ),
+            line("s-1", is_irrelevant=True),
+            json.dumps({**session_body("s-1", search_query="other"), "events": []}),
+        ],
+    )
+    assert (report["sessions"], report["events"], report["duplicates"]) == (1, 2, 3)
+    assert [(e["line"], e["error"]["code"]) for e in report["errors"]] == [(4, "session_conflict")]
+    session = client.get(f"{API}/session/s-1").json()
+    assert (session["is_irrelevant"], [e["event_id"] for e in session["events"]]) == (
+        True,
+        ["e-1", "e-2"],
+    )
+
+
 def test_import_after_release_marks_late_events(client: TestClient) -> None:
     post_import(client, [line("s-1", [{"event_id": "e-1", "object_id": "o-0"}])])
     batch_id = client.post(f"{API}/internal/batch/release", json={"release_id": "r"}).json()[

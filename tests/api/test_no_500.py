@@ -26,7 +26,7 @@ API = "/api/v1"
 EXAMPLES = settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 strings = st.one_of(

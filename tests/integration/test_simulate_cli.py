@@ -102,7 +102,11 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 def simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [CLICKTUNE, "simulate", *args], env=env, capture_output=True, text=True, timeout=240
+        [CLICKTUNE, "simulate", *args],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done

@@ -158,3 +158,14 @@ def test_ranking_metrics_on_a_hand_computed_example() -> None:
 def test_ranking_metrics_refuse_queries_without_relevant_documents() -> None:
     with pytest.raises(ValueError):
         ranking_metrics(np.zeros((1, 2)), ["a", "b"], ["q"], {"q": {"a": 0}})
+
+
+def test_subset_keeps_judged_documents_and_draws_distractors(tmp_path: Path) -> None:
+    collection = load_collection(write_collection(tmp_path / "sub", splits=False))
+    small = collection.subset(["q1", "q2"], distractors=5, seed=3)
+    ids = {d.id for d in small.documents}
+    assert {"d1", "d2"} <= ids
+    assert len(ids) == 7
+    assert list(small.queries) == ["q1", "q2"]
+    assert small.qrels == {"q1": {"d1": 2}, "q2": {"d2": 3}}
+    assert {d.id for d in collection.subset(["q1", "q2"], 5, seed=3).documents} == ids

@@ -66,6 +66,7 @@ def service(options: DemoOptions, settings: Settings, console: Console) -> Itera
         yield
         return
     settings.ensure_data_dir()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     log_path = settings.data_dir / "demo-service.log"
     console.print(f"starting the service (clicktune up; log {log_path})")
     with log_path.open("ab") as log:

@@ -61,11 +61,15 @@ _LOCK_SESSION = (
     .where(sessions.c.session_id == bindparam("session_id"))
     .with_for_update(read=True, key_share=True, of=batches)
 )
+# sqlite3 sums an executemany's row counts (the fast path); psycopg does not, so PostgreSQL
+# counts the rows its INSERT returns.
 _INSERT_NEW_EVENTS = {
-    name: dialect.insert(events)
+    "sqlite": sqlite.insert(events).on_conflict_do_nothing(
+        index_elements=[events.c.session_id, events.c.event_id]
+    ),
+    "postgresql": postgresql.insert(events)
     .on_conflict_do_nothing(index_elements=[events.c.session_id, events.c.event_id])
-    .returning(events.c.seq)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    .returning(events.c.seq),
 }
 
 
@@ -419,7 +423,8 @@ def _insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert the rows whose (session_id, event_id) is not stored yet; returns how many."""
     if not rows:
         return 0
-    return len(conn.execute(_INSERT_NEW_EVENTS[conn.dialect.name], rows).all())
+    result = conn.execute(_INSERT_NEW_EVENTS[conn.dialect.name], rows)
+    return result.rowcount if conn.dialect.name == "sqlite" else len(result.all())
 
 
 def _session_query(session_id: str) -> Select[Any]:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from clicktune.methods.base import TaskFailed
 
@@ -37,8 +37,7 @@ class LabelConfig:
     position_bias_eta: float | None = None
 
 
-@dataclass(frozen=True)
-class Positive:
+class Positive(NamedTuple):
     object_id: str
     gain: float
     """The relevance grade (largest event weight): the gain in evaluation."""
@@ -48,8 +47,7 @@ class Positive:
     """Results shown above this one and not interacted with (skip-above), nearest first."""
 
 
-@dataclass(frozen=True)
-class SessionLabels:
+class SessionLabels(NamedTuple):
     query: str
     positives: tuple[Positive, ...] = ()
     irrelevant: tuple[str, ...] = ()
@@ -110,7 +108,7 @@ class PreparedData:
     """A batch made ready for training and evaluation; see the module docstring for memory."""
 
     examples_path: Path
-    """JSON lines `[query_key, query, object_id, gain, weight, [negative ids]]`."""
+    """JSON lines `[query_hash, query_key, query, object_id, gain, weight, [negative ids]]`."""
     texts: dict[str, str]
     """The test pool: every result of the batch that has content, by object id."""
     split_seed: int
@@ -129,11 +127,13 @@ class PreparedData:
         return query_hash(self.split_seed, query_key) <= self.test_cutoff
 
     def iter_examples(self, *, test: bool) -> Iterator[list[Any]]:
+        """Records of one side of the split, without their hash: `[query_key, query, …]`."""
+        cutoff = self.test_cutoff
         with self.examples_path.open(encoding="utf-8") as lines:
             for line in lines:
                 record = json.loads(line)
-                if self.is_test(record[0]) == test:
-                    yield record
+                if (record[0] <= cutoff) == test:
+                    yield record[1:]
 
 
 def query_hash(seed: int, query_key: str) -> int:
@@ -197,6 +197,8 @@ def prepare_examples(
     cache = _TextCache(load_items)
     labelled_hashes: set[int] = set()
     irrelevant: dict[str, list[str]] = {}
+    texts = cache.texts
+    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
     with examples_path.open("w", encoding="utf-8") as out:
         for page in _pages(sessions, page_size):
             check_canceled()
@@ -214,21 +216,22 @@ def prepare_examples(
                     for oid in labels.irrelevant:
                         if len(negatives) >= max_irrelevant_negatives:
                             break
-                        if oid in cache.texts and oid not in negatives:
+                        if oid in texts and oid not in negatives:
                             negatives.append(oid)
                 if not labels.positives:
                     continue
                 stats.labelled_sessions += 1
                 query = labels.query.strip()
-                for positive in labels.positives:
+                hashed = query_hash(seed, key)
+                for object_id, gain, weight, above in labels.positives:
                     stats.positives += 1
-                    if positive.object_id not in cache.texts:
+                    if object_id not in texts:
                         stats.skipped_positives += 1
                         continue
-                    negatives = [oid for oid in positive.negatives if oid in cache.texts]
-                    record = [key, query, positive.object_id, positive.gain, positive.weight]
-                    out.write(json.dumps([*record, negatives], ensure_ascii=False) + "\n")
-                    labelled_hashes.add(query_hash(seed, key))
+                    negatives = [oid for oid in above if oid in texts]
+                    record = [hashed, key, query, object_id, gain, weight, negatives]
+                    out.write(dumps(record) + "\n")
+                    labelled_hashes.add(hashed)
     stats.objects_without_content = len(cache.missing)
     stats.labelled_queries = len(labelled_hashes)
     _check_enough(stats, min_labelled_queries)
@@ -274,8 +277,8 @@ def _collect_split(data: PreparedData) -> None:
     stats = data.stats
     with data.examples_path.open(encoding="utf-8") as lines:
         for line in lines:
-            key, query, object_id, gain, _weight, _negatives = json.loads(line)
-            if data.is_test(key):
+            hashed, key, query, object_id, gain, _weight, _negatives = json.loads(line)
+            if hashed <= data.test_cutoff:
                 stats.test_positives += 1
                 data.test_queries.setdefault(key, query)
                 qrels = data.test_qrels.setdefault(key, {})

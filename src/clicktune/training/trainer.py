@@ -109,6 +109,13 @@ class TrainOutcome:
     """Time the evaluations inside the training loop took."""
     resumed_from_step: int | None
     """The checkpoint's step this run continued from (an earlier attempt's), if any."""
+    examples: float
+    """Training examples processed by this call (all epochs; less when it resumed)."""
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training throughput, evaluation time left out."""
+        return self.examples / max(self.train_seconds - self.eval_seconds, 1e-9)
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
@@ -146,6 +153,7 @@ def train_model(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     checkpoint = latest_checkpoint(Path(args.output_dir))
+    resumed_from = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None
     eval_before = evaluator.seconds
     evaluator.last_metrics = {}
     started = time.perf_counter()
@@ -163,5 +171,14 @@ def train_model(
         steps=trainer.state.global_step,
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
-        resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None,
+        resumed_from_step=resumed_from,
+        examples=_examples_done(trainer, len(train_dataset), resumed_from or 0),
     )
+
+
+def _examples_done(trainer: SentenceTransformerTrainer, rows: int, first_step: int) -> float:
+    state = trainer.state
+    if not state.max_steps:
+        return 0.0
+    share = (state.global_step - first_step) / state.max_steps
+    return rows * float(trainer.args.num_train_epochs) * share

@@ -315,6 +315,7 @@ class IterationPipeline:
             outcome = self.method.train(
                 start_dir, data, params, run_dir, evaluator, _RunObserver(self, buffer, number)
             )
+            buffer.add({"train_examples_per_s": outcome.examples_per_second}, outcome.steps)
             buffer.flush()
             value = outcome.metrics[self.main_metric]
             if best is None or value > best.value:
@@ -349,6 +350,7 @@ class IterationPipeline:
             run_id=run_id,
             metrics=outcome.metrics,
             steps=outcome.steps,
+            train_examples_per_s=round(outcome.examples_per_second, 2),
             resumed_from_step=resumed,
         )
         run_log.info("run_finished", metrics=outcome.metrics, steps=outcome.steps)

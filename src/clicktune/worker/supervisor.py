@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from clicktune.logs import get_logger
@@ -27,10 +27,11 @@ STOP_GRACE_S = 30.0
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One supervised process: a name for the logs and its command line."""
+    """One supervised process: a name for the logs, its command line, extra environment."""
 
     name: str
     command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def clicktune_command(*args: str) -> list[str]:
@@ -39,15 +40,28 @@ def clicktune_command(*args: str) -> list[str]:
 
 
 def up_children(settings: Settings) -> list[ChildSpec]:
-    """What `clicktune up` runs; extend the list to supervise more (e.g. the MLflow UI).
+    """What `clicktune up` runs: the API, one worker and, over a local tracking store, the MLflow UI.
 
     The children inherit this process's environment, so they read the same `CLICKTUNE_*`
     settings; `settings` is for children whose command line needs a value (a port).
     """
-    return [
+    from clicktune.tracking.client import is_remote
+    from clicktune.tracking.server import mlflow_ui_command
+
+    children = [
         ChildSpec("api", clicktune_command("api")),
         ChildSpec("worker", clicktune_command("worker")),
     ]
+    if not is_remote(settings.effective_mlflow_tracking_uri):
+        # The UI needs no MLflow job runner (it would start several more processes).
+        children.append(
+            ChildSpec(
+                "mlflow",
+                mlflow_ui_command(settings),
+                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )
+        )
+    return children
 
 
 def supervise(children: Sequence[ChildSpec], stop_grace_s: float = STOP_GRACE_S) -> int:
@@ -63,7 +77,7 @@ def supervise(children: Sequence[ChildSpec], stop_grace_s: float = STOP_GRACE_S)
     running: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for child in children:
-            running[child.name] = subprocess.Popen(child.command, env=os.environ.copy())
+            running[child.name] = subprocess.Popen(child.command, env={**os.environ, **child.env})
             log.info("child_started", child=child.name, pid=running[child.name].pid)
         while not stop_signal:
             exited = {name: p.returncode for name, p in running.items() if p.poll() is not None}

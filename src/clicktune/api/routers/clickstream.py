@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from clicktune.api.bodies import (
     NDJSON_TYPES,
@@ -38,12 +39,14 @@ from clicktune.api.schemas.clickstream import (
     check_session,
 )
 from clicktune.api.schemas.common import ClientId
+from clicktune.logs import get_logger
 from clicktune.settings import Settings
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.timeutil import now as current_time
 
 router = APIRouter(prefix="/clickstream", tags=["clickstream"])
+log = get_logger(__name__)
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -130,6 +133,12 @@ def release_batch(engine: EngineDep, body: ReleaseIn | None = None) -> dict[str,
         raise ApiError(
             404, "no_collecting_batch", "No sessions were collected since the last release."
         )
+    log.info(
+        "batch_released",
+        batch_id=released["batch_id"],
+        release_id=released["release_id"],
+        sessions=released["sessions"],
+    )
     return {
         "release_id": released["release_id"],
         "batch_id": released["batch_id"],
@@ -193,6 +202,18 @@ async def import_clickstream(
     if media_type(request) not in NDJSON_TYPES:
         raise unsupported_media_type(request, "application/x-ndjson")
     run = ClickstreamImport(engine, settings)
-    async for chunk in ndjson_chunks(request, settings.max_request_bytes, LINES_PER_CHUNK):
-        await run_in_threadpool(run.add, chunk)
-    return run.report()
+    outcome = "clickstream_imported"
+    try:
+        async for chunk in ndjson_chunks(request, settings.max_request_bytes, LINES_PER_CHUNK):
+            await run_in_threadpool(run.add, chunk)
+    except ClientDisconnect:
+        outcome = "clickstream_import_interrupted"  # the chunks stored so far stay stored
+    report = run.report()
+    log.info(
+        outcome,
+        sessions=report["sessions"],
+        events=report["events"],
+        duplicates=report["duplicates"],
+        bad_lines=report["errors_total"],
+    )
+    return report

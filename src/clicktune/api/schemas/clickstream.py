@@ -28,6 +28,9 @@ BatchStatus = Literal["collecting", "released"]
 FUTURE_TOLERANCE_S = 300.0
 
 
+_SESSION_FIELDS = frozenset(NewSession.__annotations__)
+
+
 class SearchResultIn(BaseModel):
     object_id: ClientId
     rank: FiniteFloat | None = Field(None, description="The score the search engine gave.")
@@ -49,17 +52,7 @@ class SessionIn(BaseModel):
     created_at: Epoch | None = Field(None, description="UNIX epoch seconds; omitted: server time.")
 
     def to_new_session(self) -> NewSession:
-        return {
-            "session_id": self.session_id,
-            "search_query": self.search_query,
-            "search_results": [
-                {"object_id": r.object_id, "rank": r.rank, "meta": r.meta}
-                for r in self.search_results
-            ],
-            "search_meta": self.search_meta,
-            "user_id": self.user_id,
-            "created_at": self.created_at,
-        }
+        return self.model_dump(include=_SESSION_FIELDS)  # type: ignore[return-value]
 
 
 class EventIn(BaseModel):
@@ -72,13 +65,7 @@ class EventIn(BaseModel):
     meta: JsonObject = Field(default_factory=dict)
 
     def to_new_event(self) -> NewEvent:
-        return {
-            "event_id": self.event_id,
-            "object_id": self.object_id,
-            "event_type": self.event_type,
-            "created_at": self.created_at,
-            "meta": self.meta,
-        }
+        return self.model_dump()  # type: ignore[return-value]
 
 
 class EventsIn(BaseModel):

@@ -69,10 +69,10 @@ NonEmptyText = Annotated[
     AfterValidator(_storable_text),
     AfterValidator(_not_blank),
 ]
+# The pattern rejects NUL; a lone surrogate fails any pattern. Checked in pydantic-core: ids are
+# most of the strings on the ingest path.
 ClientId = Annotated[
-    str,
-    StringConstraints(strict=True, min_length=1, max_length=256),
-    AfterValidator(_storable_text),
+    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^[^\x00]*$")
 ]
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Epoch = Annotated[

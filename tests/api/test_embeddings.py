@@ -1,0 +1,182 @@
+"""Serving: the model download and `POST /embeddings`, on both databases and a real MLflow store."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from sentence_transformers import SentenceTransformer
+from sqlalchemy import Engine
+
+from clicktune.api.app import create_app
+from clicktune.methods.registry import load_registry
+from clicktune.settings import Settings
+from clicktune.store import tasks as task_store
+from clicktune.worker.pipeline import run_iteration
+from tests.pipeline_support import (
+    TINY_METHOD,
+    Shop,
+    claimed_context,
+    load_batch,
+    pipeline_settings,
+    tiny_model_path,
+)
+
+TEXTS = ["crimson sneaker", "hat in blue by zenith"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def psettings(settings: Settings) -> Settings:
+    tiny_model_path()
+    return pipeline_settings(settings).model_copy(update={"embeddings_champion_ttl_s": 0.0})
+
+
+@pytest.fixture
+def api(psettings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(psettings)) as client:
+        yield client
+
+
+def embed(api: TestClient, model: str, **extra: object) -> np.ndarray:
+    response = api.post("/api/v1/embeddings", json={"input": TEXTS, "model": model, **extra})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list" and body["model"] == model
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+    if extra.get("encoding_format") == "base64":
+        return np.stack(
+            [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]]
+        )
+    return np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
+
+
+def finished_task(engine: Engine, settings: Settings) -> str:
+    """A task run through the pipeline and completed as the worker completes it."""
+    shop = Shop(seed=3)
+    batch = load_batch(engine, shop, shop.sessions(per_query=2))
+    method = load_registry(settings).get(TINY_METHOD)
+    with claimed_context(engine, settings, TINY_METHOD, batch) as context:
+        result = run_iteration(method, context)
+        assert result.promoted
+        assert task_store.complete_task(
+            engine, context.task.task_id, context.worker_id, dataclasses.asdict(result)
+        )
+    return context.task.task_id
+
+
+def test_download_and_embeddings_serve_the_same_model(
+    api: TestClient, engine: Engine, psettings: Settings, tmp_path: Path
+) -> None:
+    initial = SentenceTransformer(str(tiny_model_path())).encode(TEXTS)
+    assert np.allclose(embed(api, TINY_METHOD), initial, atol=1e-6)
+
+    task_id = finished_task(engine, psettings)
+    task = api.get(f"/api/v1/fine-tuning/task/{task_id}").json()
+    assert task["best_model_url"] == f"http://testserver/api/v1/fine-tuning/task/{task_id}/model"
+    response = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    folder = tmp_path / "downloaded"
+    zipfile.ZipFile(io.BytesIO(response.content)).extractall(folder)
+    downloaded = SentenceTransformer(str(folder)).encode(TEXTS)
+    assert not np.allclose(downloaded, initial, atol=1e-3)
+
+    assert np.allclose(embed(api, task_id), downloaded, atol=1e-6)
+    # The promotion is served under the method's name without a restart.
+    assert np.allclose(embed(api, TINY_METHOD), downloaded, atol=1e-6)
+    assert np.array_equal(embed(api, task_id, encoding_format="base64"), downloaded)
+    single = api.post("/api/v1/embeddings", json={"input": TEXTS[0], "model": task_id}).json()
+    assert len(single["data"]) == 1
+    assert np.allclose(single["data"][0]["embedding"], downloaded[0], atol=1e-6)
+    again = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
+    assert again.content == response.content
+
+
+def test_no_model_yet(api: TestClient, engine: Engine) -> None:
+    shop = Shop()
+    batch = load_batch(engine, shop, shop.sessions(per_query=1))
+    new = task_store.NewTask(TINY_METHOD, batch, {}, {}, None, "hash")
+    task_id = task_store.create_task(engine, new, lambda _c, _n: batch).task["id"]
+    response = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert "pending" in response.json()["error"]["message"]
+    response = api.post("/api/v1/embeddings", json={"input": "x", "model": task_id})
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "model_not_found",
+        "message": response.json()["error"]["message"],
+        "param": "model",
+    }
+    missing = api.get("/api/v1/fine-tuning/task/000000000000000000000000/model")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "task_not_found"
+
+
+MISTAKES = [
+    ({"input": "x", "model": "No Such Model"}, 404, "model_not_found", "model"),
+    ({"input": "", "model": TINY_METHOD}, 422, "invalid_request", "input"),
+    ({"input": "   ", "model": TINY_METHOD}, 422, "invalid_request", "input"),
+    ({"input": [], "model": TINY_METHOD}, 422, "invalid_request", "input"),
+    ({"input": ["ok", ""], "model": TINY_METHOD}, 422, "invalid_request", "input.1"),
+    ({"input": ["x"] * 3, "model": TINY_METHOD}, 422, "too_many_inputs", "input"),
+    ({"input": "x"}, 422, "invalid_request", "model"),
+    ({"input": "x", "model": ""}, 422, "invalid_request", "model"),
+    ({"input": [1, 2], "model": TINY_METHOD}, 422, "invalid_request", "input"),
+    (
+        {"input": "x", "model": TINY_METHOD, "encoding_format": "int8"},
+        422,
+        "invalid_request",
+        "encoding_format",
+    ),
+]
+
+
+def test_client_mistakes_get_clear_errors(psettings: Settings) -> None:
+    settings = psettings.model_copy(update={"embeddings_max_inputs": 2})
+    with TestClient(create_app(settings)) as api:
+        for body, status, code, param in MISTAKES:
+            response = api.post("/api/v1/embeddings", json=body)
+            assert response.status_code == status, (body, response.text)
+            error = response.json()["error"]
+            assert error["code"] == code, body
+            assert error["param"] == param or error["param"].startswith(f"{param}."), body
+            if code == "model_not_found":
+                assert TINY_METHOD in error["message"]
+
+
+def test_the_api_starts_without_torch(psettings: Settings) -> None:
+    script = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from clicktune.api.app import create_app\n"
+        "from clicktune.settings import Settings\n"
+        f"settings = Settings(data_dir={str(psettings.data_dir)!r}, "
+        f"database_url={psettings.effective_database_url!r}, "
+        f"plugins_path={str(psettings.plugins_path)!r})\n"
+        "with TestClient(create_app(settings)) as api:\n"
+        "    assert api.get('/api/v1/fine-tuning/methods').status_code == 200\n"
+        "    assert api.post('/api/v1/embeddings', json={'input': '', 'model': 'x'})"
+        ".status_code == 422\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
