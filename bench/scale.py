@@ -2,7 +2,8 @@
 
 For each size, a fresh SQLite database gets that many synthetic sessions inserted straight through
 SQLAlchemy Core and released as one batch: a query from a fixed vocabulary, 10 results from a
-fixed catalog, a click on most (some purchases), a few marked irrelevant, the rest unlabelled.
+fixed catalog (3 of the query's 5 relevant items among them), a click on a relevant one in most
+sessions (some purchases), a few marked irrelevant, the rest unlabelled.
 Then a fresh process prepares the batch the way a task does (`DefaultFineTuningMethod.prepare_data`:
 stream the sessions, label them, look up item texts, split by query) and reports its time and peak
 memory (`ru_maxrss`). The reference, measured in the same run, is a fresh process that only
@@ -36,6 +37,7 @@ VOCABULARY = (
 )
 WORDS = VOCABULARY.split()
 CHUNK = 5000
+RELEVANT = 5  # each query has this many items users want; a session shows 3 of them
 
 
 def _rss_mb() -> float:
@@ -83,7 +85,10 @@ def build_database(path: Path, sessions: int, queries: int, items: int, seed: in
     for start in range(1, sessions + 1, CHUNK):
         session_rows, event_rows = [], []
         for number in range(start, min(start + CHUNK, sessions + 1)):
-            shown = [f"item-{rng.randrange(items)}" for _ in range(10)]
+            query = rng.randrange(queries)
+            relevant = [f"item-{(query * RELEVANT + k) % items}" for k in range(RELEVANT)]
+            shown = rng.sample(relevant, 3) + [f"item-{rng.randrange(items)}" for _ in range(7)]
+            rng.shuffle(shown)
             kind = rng.random()
             session_id = f"s-{number}"
             session_rows.append(
@@ -91,7 +96,7 @@ def build_database(path: Path, sessions: int, queries: int, items: int, seed: in
                     "session_id": session_id,
                     "batch_id": batch_id,
                     "session_number": number,
-                    "search_query": vocabulary[rng.randrange(queries)],
+                    "search_query": vocabulary[query],
                     "search_results": [{"object_id": o, "rank": None, "meta": {}} for o in shown],
                     "search_meta": {},
                     "user_id": None,
@@ -103,7 +108,8 @@ def build_database(path: Path, sessions: int, queries: int, items: int, seed: in
                 }
             )
             if kind < 0.80:
-                clicked = rng.sample(range(10), 2 if kind < 0.2 else 1)
+                candidates = [i for i, oid in enumerate(shown) if oid in relevant]
+                clicked = rng.sample(candidates, 2 if kind < 0.2 else 1)
                 for n, position in enumerate(clicked):
                     event_rows.append(
                         {
@@ -274,14 +280,14 @@ def main() -> None:
     with RESULTS.open("a") as out:
         out.write(
             f"\n## Batch preparation at scale — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-            f"- command: `python bench/scale.py {' '.join(sys.argv[1:])}`".rstrip()
-            + "`\n"
+            f"- command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`\n"
             f"- commit: {_git_commit()}\n"
             f"- machine: {platform.machine()}, {_cpus()} CPUs, {platform.platform()}, "
             f"Python {platform.python_version()}\n"
-            f"- data: SQLite; {args.queries:,} distinct queries, {args.items:,} items, 10 results "
-            "per session; 80 % of sessions clicked (20 % twice, 10 % of events purchases), 5 % "
-            f"irrelevant; largest batch: {json.dumps(stats)}\n"
+            f"- data: SQLite; {args.queries:,} distinct queries ({RELEVANT} relevant items each), "
+            f"{args.items:,} items, 10 results per session (3 relevant); 80 % of sessions clicked "
+            "(20 % twice, 10 % of events purchases), 5 % irrelevant; largest batch: "
+            f"{json.dumps(stats)}\n"
             "- prepare = `DefaultFineTuningMethod.prepare_data` in a fresh process (stream, label, "
             "item texts, split, examples file); stream only = `iter_batch_sessions` alone, same "
             'batch, fresh process. "Of which preparing" = peak RSS minus RSS after imports.\n\n'

@@ -2,16 +2,18 @@
 
 Data: the product search collection esci_us_srw150 (../shared/data). For each of the first
 `--queries` queries, one session shows up to 10 of its judged products (shuffled, seeded) and
-clicks the Exact ones (grade 3); the products go into the catalog; the batch is released. One task
+clicks the Exact ones (grade 3); the products' titles go into the catalog (short texts: many
+steps, so per-step overhead shows); the batch is released. A task
 with the default method (the packaged all-MiniLM-L6-v2) and every hyperparameter fixed, so it has
 one run, goes through the real pipeline (`run_iteration` with the worker's task context, MLflow
 and all); its run logs `train_examples_per_s` (training rows times epochs over the training loop's
 time, its evaluations left out). The reference, in the same process: the same training rows
 (`build_train_dataset`) and the same `SentenceTransformerTrainingArguments` (evaluation off) given
-to a bare `SentenceTransformerTrainer` with the same loss and starting model, measured before and
-after the task. Goal (BENCHMARKS.md §2): task / bare ≥ 0.9.
+to a bare `SentenceTransformerTrainer` with the same loss and starting model. Task and bare runs
+alternate `--repeats` times; the ratio compares the best of each (the least disturbed by other
+load on the machine) and their means. Goal (BENCHMARKS.md §2): task / bare ≥ 0.9.
 
-    python bench/training_overhead.py [--queries 80] [--epochs 1]
+    python bench/training_overhead.py [--queries 150] [--epochs 1] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -50,7 +53,7 @@ def load_clickstream(queries: int, seed: int) -> tuple[list[dict[str, Any]], lis
     with (COLLECTION / "corpus.jsonl").open() as lines:
         for doc in map(json.loads, lines):
             if doc["id"] in wanted:
-                texts[doc["id"]] = f"{doc['title']}\n{doc['text']}".strip()
+                texts[doc["id"]] = doc["title"].strip()
     rng = random.Random(seed)
     sessions = []
     for qid in chosen:
@@ -154,6 +157,11 @@ def task_run(
     return method, data, run.data.metrics, result
 
 
+def _row(name: str, rates: list[float]) -> str:
+    each = ", ".join(f"{rate:.2f}" for rate in rates)
+    return f"| {name} | {each} | {max(rates):.2f} | {statistics.mean(rates):.2f} |"
+
+
 def _git_commit() -> str:
     try:
         commit = subprocess.run(
@@ -169,7 +177,8 @@ def _git_commit() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=80, help="sessions (one per query)")
+    parser.add_argument("--queries", type=int, default=150, help="sessions (one per query)")
+    parser.add_argument("--repeats", type=int, default=2, help="task and bare runs, alternating")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--hard-negatives", type=int, choices=(0, 1, 3), default=1)
@@ -197,24 +206,35 @@ def main() -> None:
         "num_hard_negatives": args.hard_negatives,
         "warmup_ratio": 0.1,
     }
-    started = time.perf_counter()
-    method, data, metrics, result = task_run(
-        engine, settings, batch_id, params, args.work_dir / "bare-data"
-    )
-    task_seconds = time.perf_counter() - started
-    bare = [bare_run(method, data, params, args.work_dir) for _ in range(2)]
-    bare_rate = sum(b["per_s"] for b in bare) / len(bare)
-    task_rate = metrics["train_examples_per_s"]
-    ratio = task_rate / bare_rate
-    bare_rates = ", ".join(f"{b['per_s']:.2f}" for b in bare)
+    tasks: list[dict[str, Any]] = []
+    bare: list[dict[str, float]] = []
+    for repeat in range(args.repeats):
+        started = time.perf_counter()
+        method, data, metrics, result = task_run(
+            engine, settings, batch_id, params, args.work_dir / f"bare-data-{repeat}"
+        )
+        tasks.append(
+            {
+                "per_s": metrics["train_examples_per_s"],
+                "seconds": time.perf_counter() - started,
+                "result": result,
+            }
+        )
+        bare.append(bare_run(method, data, params, args.work_dir))
+    task_rates = [t["per_s"] for t in tasks]
+    bare_rates = [b["per_s"] for b in bare]
+    best = max(task_rates) / max(bare_rates)
+    mean = statistics.mean(task_rates) / statistics.mean(bare_rates)
     table = [
-        "| measure | training examples/s | ratio to bare | goal | met |",
-        "|---|---|---|---|---|",
-        f"| bare SentenceTransformerTrainer (mean of {len(bare)}: "
-        f"{bare_rates}) | {bare_rate:.2f} | 1.00 | | |",
-        f"| task run (`train_examples_per_s` of its MLflow run) | {task_rate:.2f} | "
-        f"{ratio:.2f} | ≥ 0.9 | {'yes' if ratio >= 0.9 else 'no'} |",
+        "| measure | training examples/s, each run | best | mean |",
+        "|---|---|---|---|",
+        _row("bare SentenceTransformerTrainer", bare_rates),
+        _row("task run (`train_examples_per_s` of its MLflow run)", task_rates),
+        f"| **task / bare** (goal ≥ 0.9) | | **{best:.2f}** "
+        f"({'met' if best >= 0.9 else 'not met'}) | {mean:.2f} |",
     ]
+    result = tasks[-1]["result"]
+    task_seconds = tasks[-1]["seconds"]
     print("\n".join(table))
     print(
         f"task: {task_seconds:.0f} s in all (baseline, training, evaluation, MLflow), "
@@ -228,8 +248,7 @@ def main() -> None:
     with RESULTS.open("a") as out:
         out.write(
             f"\n## Training overhead — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-            f"- command: `python bench/training_overhead.py {' '.join(sys.argv[1:])}`".rstrip()
-            + "`\n"
+            f"- command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`\n"
             f"- commit: {_git_commit()}\n"
             f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
             f"Python {platform.python_version()}, torch threads {_threads()}\n"
@@ -238,7 +257,9 @@ def main() -> None:
             f"params {json.dumps(params)}; {data.stats.train_positives} training positives\n"
             "- task run = the whole pipeline with the worker's context; its throughput leaves its "
             "evaluations out. Bare = same rows, arguments (evaluation off), loss and starting "
-            "model, run twice after the task.\n\n" + "\n".join(table) + "\n"
+            f"model. Task and bare runs alternate, {args.repeats} of each.\n\n"
+            + "\n".join(table)
+            + "\n"
         )
     print(f"appended to {RESULTS}")
 

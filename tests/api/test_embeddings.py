@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -19,18 +19,17 @@ from sentence_transformers import SentenceTransformer
 from sqlalchemy import Engine
 
 from clicktune.api.app import create_app
-from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings
 from clicktune.store import tasks as task_store
-from clicktune.worker.pipeline import run_iteration
 from tests.pipeline_support import (
     TINY_METHOD,
+    TINY_MODEL_ENV,
     Shop,
-    claimed_context,
     load_batch,
     pipeline_settings,
     tiny_model_path,
 )
+from tests.task_support import in_status, task_events, wait_for, workers
 
 TEXTS = ["crimson sneaker", "hat in blue by zenith"]
 
@@ -69,30 +68,40 @@ def embed(api: TestClient, model: str, **extra: object) -> np.ndarray:
     return np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
 
 
-def finished_task(engine: Engine, settings: Settings) -> str:
-    """A task run through the pipeline and completed as the worker completes it."""
-    shop = Shop(seed=3)
-    batch = load_batch(engine, shop, shop.sessions(per_query=2))
-    method = load_registry(settings).get(TINY_METHOD)
-    with claimed_context(engine, settings, TINY_METHOD, batch) as context:
-        result = run_iteration(method, context)
-        assert result.promoted
-        assert task_store.complete_task(
-            engine, context.task.task_id, context.worker_id, dataclasses.asdict(result)
-        )
-    return context.task.task_id
-
-
-def test_download_and_embeddings_serve_the_same_model(
-    api: TestClient, engine: Engine, psettings: Settings, tmp_path: Path
+def test_clickstream_to_served_model_through_the_api_and_a_worker(
+    api: TestClient, psettings: Settings, tmp_path: Path
 ) -> None:
+    """REST in (catalog, clickstream, task), a real worker process, REST out (model, vectors)."""
     initial = SentenceTransformer(str(tiny_model_path())).encode(TEXTS)
     assert np.allclose(embed(api, TINY_METHOD), initial, atol=1e-6)
 
-    task_id = finished_task(engine, psettings)
-    task = api.get(f"/api/v1/fine-tuning/task/{task_id}").json()
+    shop = Shop(seed=3)
+    response = api.post("/api/v1/items/bulk", json={"items": shop.item_rows()})
+    assert response.status_code == 200, response.text
+    lines = "\n".join(json.dumps(line) for line in shop.sessions(per_query=2, irrelevant_every=9))
+    response = api.post(
+        "/api/v1/clickstream/import",
+        content=lines.encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200 and not response.json()["errors"], response.text
+    response = api.post("/api/v1/fine-tuning/task", json={"fine_tuning_method": TINY_METHOD})
+    assert response.status_code == 201, response.text
+    task_id = response.json()["id"]
+    with workers(
+        psettings, tmp_path, **{TINY_MODEL_ENV: str(tiny_model_path()), "OMP_NUM_THREADS": "1"}
+    ):
+        task = wait_for(lambda: in_status(api, task_id, "done", "error"), 180, "the task")
+    assert task["status"] == "done", task
+    assert task["promoted"] is True
+    assert task["metrics"]["best"] > task["metrics"]["baseline"]
+    assert task["mlflow_experiment"] == f"iteration / {TINY_METHOD} / {task['batch_id']}"
+    assert task["progress"]["percent"] == 100.0
     assert task["best_model_url"] == f"http://testserver/api/v1/fine-tuning/task/{task_id}/model"
-    response = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
+    messages = [e["message"] for e in task_events(api, task_id)]
+    assert any(m.startswith("Run run-2 finished") for m in messages)
+
+    response = api.get(task["best_model_url"])
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     folder = tmp_path / "downloaded"

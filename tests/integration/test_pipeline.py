@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -214,19 +215,24 @@ def test_every_run_failing_fails_the_task_with_the_first_failure(
 ) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=2))
-    with claimed_context(engine, psettings, BROKEN_METHOD, batch) as context:
-        with pytest.raises(TaskFailed) as failure:
-            run_iteration(registry.get(BROKEN_METHOD), context)
-        assert not (context.work_dir / "iteration").exists()
-    assert failure.value.code == "all_runs_failed"
-    assert "AttributeError" in failure.value.message and "NoSuchLoss" in failure.value.message
+    task_id = create_task(engine, batch, method=BROKEN_METHOD)
+    with in_process_worker(psettings, engine, registry):
+        task = wait_for(lambda: task_in(engine, task_id, "error"), 120, "the task to fail")
+    assert task["error"]["code"] == "all_runs_failed"
+    message = task["error"]["message"]
+    assert message.startswith("Every training run failed; the first failure: AttributeError")
+    assert "NoSuchLoss" in message
+    assert not any(psettings.work_dir.iterdir())
     client = make_client(psettings)
     experiment = client.get_experiment_by_name(f"iteration / {BROKEN_METHOD} / {batch}")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert runs["run-1"].info.status == runs["run-2"].info.status == "FAILED"
     assert "NoSuchLoss" in runs["run-1"].data.tags["clicktune.error"]
-    failed = [e for e in events(engine, context.task.task_id) if e["level"] == "error"]
-    assert [e["message"].split(":")[0] for e in failed] == ["Run run-1 failed", "Run run-2 failed"]
+    failed = [e for e in events(engine, task_id) if e["level"] == "error"]
+    assert [e["message"].split(":")[0] for e in failed][:2] == [
+        "Run run-1 failed",
+        "Run run-2 failed",
+    ]
 
 
 def test_a_batch_without_item_content_fails_before_training(
@@ -255,9 +261,11 @@ def worker_options() -> dict[str, str]:
     return {TINY_MODEL_ENV: str(tiny_model_path()), "OMP_NUM_THREADS": "1"}
 
 
-def create_task(engine: Engine, batch_id: str, **hyperparameters: Any) -> str:
+def create_task(
+    engine: Engine, batch_id: str, method: str = TINY_METHOD, **hyperparameters: Any
+) -> str:
     new = task_store.NewTask(
-        fine_tuning_method=TINY_METHOD,
+        fine_tuning_method=method,
         batch_id=batch_id,
         metadata={},
         hyperparameters=hyperparameters,
@@ -267,6 +275,30 @@ def create_task(engine: Engine, batch_id: str, **hyperparameters: Any) -> str:
     return task_store.create_task(engine, new, lambda _conn, _new: batch_id).task["id"]
 
 
+@contextmanager
+def in_process_worker(
+    settings: Settings, engine: Engine, registry: MethodRegistry
+) -> Iterator[Worker]:
+    """The worker's own loop and heartbeat in a thread of this process (torch is loaded here)."""
+    fast = settings.model_copy(
+        update={"worker_heartbeat_s": 0.2, "worker_poll_s": 0.05, "worker_lease_s": 2.0}
+    )
+    worker = Worker(fast, engine, registry)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.request_stop()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+def task_in(engine: Engine, task_id: str, *statuses: str) -> dict[str, Any] | None:
+    task = task_row(engine, task_id)
+    return task if task["status"] in statuses else None
+
+
 def event_seen(engine: Engine, task_id: str, prefix: str) -> bool:
     return any(e["message"].startswith(prefix) for e in events(engine, task_id))
 
@@ -274,22 +306,13 @@ def event_seen(engine: Engine, task_id: str, prefix: str) -> bool:
 def test_cancel_during_training_stops_the_worker_and_leaves_no_folders(
     engine: Engine, psettings: Settings, registry: MethodRegistry
 ) -> None:
-    """The worker's own loop and heartbeat, in a thread of this process (torch is loaded)."""
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=4))
     task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
-    settings = psettings.model_copy(update={"worker_heartbeat_s": 0.2, "worker_poll_s": 0.05})
-    worker = Worker(settings, engine, registry)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
+    with in_process_worker(psettings, engine, registry):
         wait_for(lambda: event_seen(engine, task_id, "Run run-1 started"), 120, "run-1")
         task_store.cancel_task(engine, task_id)
         wait_for(lambda: not any(psettings.work_dir.iterdir()), 60, "the work folder to go")
-    finally:
-        worker.request_stop()
-        thread.join(60)
-    assert not thread.is_alive()
     assert task_row(engine, task_id)["status"] == "canceled"
     client = make_client(psettings)
     experiment = client.get_experiment_by_name(f"iteration / {TINY_METHOD} / {batch}")
@@ -317,15 +340,8 @@ def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
     assert before["run-2"].info.status == "RUNNING"
     seen = len(events(engine, task_id))
     # The next worker runs in this process (it has torch loaded already) once the lease expires.
-    settings = psettings.model_copy(update={"worker_lease_s": 2.0, "worker_poll_s": 0.1})
-    second = Worker(settings, engine, load_registry(settings))
-    thread = threading.Thread(target=second.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: task_row(engine, task_id)["status"] == "done", 180, "the task to finish")
-    finally:
-        second.request_stop()
-        thread.join(60)
+    with in_process_worker(psettings, engine, load_registry(psettings)) as second:
+        wait_for(lambda: task_in(engine, task_id, "done"), 180, "the task to finish")
     task = task_row(engine, task_id)
     assert task["lease_owner"] == second.worker_id
     assert task["attempts"] == 2

@@ -156,3 +156,11 @@ def test_cancel_stops_between_steps_and_a_new_attempt_resumes(
     assert outcome.resumed_from_step == newest
     assert outcome.steps == max(resumed.losses) > 4
     assert len(resumed.evaluations) == 3  # one per epoch
+
+
+def test_evaluation_stops_on_cancel(data: PreparedData) -> None:
+    method = TinyFineTuningMethod()
+    evaluator = method.make_evaluator(data, is_canceled=lambda: True)
+    with pytest.raises(TaskCanceled):
+        method.evaluate(tiny_model_path(), evaluator)
+    assert method.evaluate(tiny_model_path(), method.make_evaluator(data))["ndcg_at_10"] >= 0.0

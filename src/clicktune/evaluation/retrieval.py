@@ -1,13 +1,14 @@
 """The test-split evaluator: rank the whole test pool for every held-out query by cosine similarity.
 
 A sentence-transformers evaluator, so the trainer calls it at each evaluation step; it remembers
-its last metrics and the time it spent (the training-overhead benchmark subtracts that time).
+its last metrics and the time it spent (the training-overhead benchmark subtracts that time), and
+checks for cancel between chunks of the pool (a large pool takes a while on a CPU).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -15,6 +16,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import BaseEvaluator
 
 from clicktune.evaluation.metrics import MAX_K, ranking_metrics
+from clicktune.methods.base import TaskCanceled
 
 MAIN_METRIC = "ndcg_at_10"
 
@@ -28,9 +30,11 @@ class RetrievalEvaluator(BaseEvaluator):
         qrels: Mapping[str, Mapping[str, float]],
         pool: Mapping[str, str],
         batch_size: int = 64,
-        chunk_size: int = 20000,
+        chunk_size: int = 1024,
+        is_canceled: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__()
+        self.is_canceled = is_canceled
         self.query_ids = [qid for qid in queries if qrels.get(qid)]
         self.query_texts = [queries[qid] for qid in self.query_ids]
         self.qrels = qrels
@@ -64,6 +68,8 @@ class RetrievalEvaluator(BaseEvaluator):
             best_scores = torch.full((len(queries), 0), float("-inf"), device=queries.device)
             best_index = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
             for start in range(0, len(self.pool_texts), self.chunk_size):
+                if self.is_canceled():
+                    raise TaskCanceled("canceled during evaluation")
                 chunk = self._encode(model, self.pool_texts[start : start + self.chunk_size])
                 scores = torch.cat([best_scores, queries @ chunk.T], dim=1)
                 index = torch.cat(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -196,11 +196,17 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
             model.max_seq_length = self.config.max_seq_length
         return model
 
-    def make_evaluator(self, data: PreparedData) -> RetrievalEvaluator:
+    def make_evaluator(
+        self, data: PreparedData, is_canceled: Callable[[], bool] = lambda: False
+    ) -> RetrievalEvaluator:
         from clicktune.evaluation.retrieval import RetrievalEvaluator
 
         return RetrievalEvaluator(
-            data.test_queries, data.test_qrels, data.texts, batch_size=self.config.eval_batch_size
+            data.test_queries,
+            data.test_qrels,
+            data.texts,
+            batch_size=self.config.eval_batch_size,
+            is_canceled=is_canceled,
         )
 
     def train_dataset(
@@ -228,6 +234,7 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
     ) -> SentenceTransformerTrainingArguments:
         """Trainer arguments: every search-space name that is a training argument is passed on
         (`warmup_ratio` as the ratio form of `warmup_steps`)."""
+        import torch
         from sentence_transformers.base.sampler import BatchSamplers
         from sentence_transformers.sentence_transformer.training_args import (
             SentenceTransformerTrainingArguments,
@@ -253,6 +260,7 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
             per_device_eval_batch_size=self.config.eval_batch_size,
             seed=self.config.seed,
             disable_tqdm=True,
+            dataloader_pin_memory=torch.cuda.is_available(),
             **passed,
         )
 

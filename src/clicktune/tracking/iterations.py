@@ -24,7 +24,7 @@ from clicktune.tracking.client import artifact_location, make_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Experiment, Run
+    from mlflow.entities import Experiment, Metric, Run
     from mlflow.entities.model_registry import ModelVersion
 
 INITIAL_EXPERIMENT = "iteration / initial"
@@ -123,7 +123,7 @@ class MetricBuffer:
         self.client = client
         self.run_id = run_id
         self.flush_every_s = flush_every_s
-        self._pending: list[Any] = []
+        self._pending: list[Metric] = []
         self._last_flush = time.monotonic()
 
     def add(self, metrics: Mapping[str, float], step: int) -> None:
@@ -173,7 +173,7 @@ class MethodTracking:
             existing = self.client.get_experiment(existing.experiment_id)
         return existing
 
-    def _search_runs(self, experiment_id: str, filters: Iterable[str], **kwargs: Any) -> list[Run]:
+    def search_runs(self, experiment_id: str, filters: Iterable[str], **kwargs: Any) -> list[Run]:
         return list(
             self.client.search_runs(
                 [experiment_id], filter_string=" and ".join(filters), max_results=1000, **kwargs
@@ -185,7 +185,7 @@ class MethodTracking:
     def initial_run(self, model_dir: Callable[[], Path]) -> str:
         """The method's run in `iteration / initial`, uploading the initial model the first time."""
         experiment = self._experiment(INITIAL_EXPERIMENT, {})
-        finished = self._search_runs(
+        finished = self.search_runs(
             experiment.experiment_id,
             [f"tags.`{TAG_METHOD_ID}` = '{self.method_id}'", "attributes.status = 'FINISHED'"],
             order_by=["attributes.start_time ASC"],
@@ -244,7 +244,7 @@ class MethodTracking:
         """The `k` best finished runs' params (as MLflow stores them: strings), best first."""
         if k <= 0:
             return []
-        runs = self._search_runs(
+        runs = self.search_runs(
             experiment_id,
             [f"tags.`{TAG_KIND}` = '{KIND_TRIAL}'", "attributes.status = 'FINISHED'"],
             order_by=[f"metrics.`{metric}` DESC"],
@@ -330,7 +330,7 @@ class Iteration:
     def runs(self) -> dict[str, RunRecord]:
         """The iteration's runs by name (the newest one of a name, should there be two)."""
         records: dict[str, RunRecord] = {}
-        runs = self.tracking._search_runs(
+        runs = self.tracking.search_runs(
             self.experiment_id, [], order_by=["attributes.start_time ASC"]
         )
         for run in runs:

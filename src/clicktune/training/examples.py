@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,16 @@ def label_session(session: Mapping[str, Any], config: LabelConfig) -> SessionLab
     query = session["search_query"]
     if session.get("is_irrelevant"):
         return SessionLabels(query=query, irrelevant=tuple(results)) if results else None
-    gains: dict[str, float] = {}
-    for event in session.get("events") or ():
-        weight = config.event_weights.get(event["event_type"], config.default_event_weight)
-        object_id = event["object_id"]
-        gains[object_id] = max(weight, gains.get(object_id, weight))
-    if not gains:
+    events = session.get("events")
+    if not events:
         return None
+    weights, default = config.event_weights, config.default_event_weight
+    gains: dict[str, float] = {}
+    for event in events:
+        weight = weights.get(event["event_type"], default)
+        object_id = event["object_id"]
+        if weight > gains.get(object_id, -math.inf):
+            gains[object_id] = weight
     positives = []
     for index, object_id in enumerate(results):
         gain = gains.get(object_id)
@@ -149,12 +153,10 @@ class _TextCache:
         self.texts: dict[str, str] = {}
         self.missing: set[str] = set()
 
-    def load(self, object_ids: Iterable[str]) -> None:
-        wanted = [
-            oid
-            for oid in dict.fromkeys(object_ids)
-            if oid not in self.texts and oid not in self.missing
-        ]
+    def load(self, object_ids: set[str]) -> None:
+        object_ids -= self.texts.keys()
+        object_ids -= self.missing
+        wanted = sorted(object_ids)
         for start in range(0, len(wanted), LOAD_CHUNK):
             chunk = wanted[start : start + LOAD_CHUNK]
             found = self.loader(chunk)
@@ -202,7 +204,7 @@ def prepare_examples(
     with examples_path.open("w", encoding="utf-8") as out:
         for page in _pages(sessions, page_size):
             check_canceled()
-            cache.load(r["object_id"] for s in page for r in s["search_results"])
+            cache.load({r["object_id"] for s in page for r in s["search_results"]})
             for session in page:
                 stats.sessions += 1
                 labels = label(session)

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clicktune.logs import get_logger
 from clicktune.methods.base import (
@@ -39,6 +39,9 @@ from clicktune.tracking.iterations import (
 )
 from clicktune.training.examples import PreparedData
 from clicktune.training.search_space import Value, parse_params
+
+if TYPE_CHECKING:
+    from clicktune.evaluation.retrieval import RetrievalEvaluator
 
 log = get_logger(__name__)
 
@@ -164,7 +167,7 @@ class IterationPipeline:
             starting_run_id=iteration.starting_run_id,
         )
 
-        evaluator = self.method.make_evaluator(data)
+        evaluator = self.method.make_evaluator(data, self.context.is_canceled)
         runs = iteration.runs()
         baseline = self._baseline(iteration, runs.get(BASELINE_RUN), start_dir, evaluator)
 
@@ -190,7 +193,11 @@ class IterationPipeline:
             )
 
     def _baseline(
-        self, iteration: Iteration, record: RunRecord | None, start_dir: Path, evaluator: Any
+        self,
+        iteration: Iteration,
+        record: RunRecord | None,
+        start_dir: Path,
+        evaluator: RetrievalEvaluator,
     ) -> float:
         self.stage("baseline", "Evaluating the starting model on the test split", percent=3.0)
         key = f"test_{self.main_metric}"
@@ -198,7 +205,11 @@ class IterationPipeline:
             value = record.metrics[key]
         else:
             run_id = iteration.start_run(BASELINE_RUN, KIND_BASELINE, existing=record)
-            metrics = self.method.evaluate(start_dir, evaluator)
+            try:
+                metrics = self.method.evaluate(start_dir, evaluator)
+            except TaskCanceled:
+                iteration.kill_run(run_id)
+                raise
             iteration.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
             iteration.finish_run(run_id)
             value = metrics[self.main_metric]
@@ -217,7 +228,7 @@ class IterationPipeline:
         fixed: Mapping[str, Value],
         data: PreparedData,
         start_dir: Path,
-        evaluator: Any,
+        evaluator: RetrievalEvaluator,
     ) -> _Best:
         from clicktune.training.search import HyperparameterSearch, params_hash
 
@@ -288,7 +299,7 @@ class IterationPipeline:
         record: RunRecord | None,
         data: PreparedData,
         start_dir: Path,
-        evaluator: Any,
+        evaluator: RetrievalEvaluator,
         best: _Best | None,
     ) -> tuple[float | None, str | None, _Best | None]:
         """Train, evaluate and (when it is the best so far) keep one run's model.

@@ -11,6 +11,7 @@ import base64
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from clicktune.api.deps import get_engine, get_registry, get_settings
 from clicktune.api.errors import ApiError
 from clicktune.api.routers.models import task_with_model
+from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 router = APIRouter(tags=["embeddings"])
+log = get_logger(__name__)
 
 
 class EmbeddingsRequest(BaseModel):
@@ -134,7 +137,7 @@ def _resolve(
             raise ApiError(
                 404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
             )
-        return served.for_method(method)
+        return _loaded(name, lambda: served.for_method(method))
     try:
         task = task_with_model(engine, name)
     except ApiError as exc:
@@ -146,7 +149,21 @@ def _resolve(
             f"No method or task called {name!r}; methods: {registry.names()}.",
             "model",
         ) from exc
-    return served.for_task(task["id"], task["best_model_uri"])
+    return _loaded(name, lambda: served.for_task(task["id"], task["best_model_uri"]))
+
+
+def _loaded(name: str, load: Callable[[], SentenceTransformer]) -> SentenceTransformer:
+    """The model, or 503 when it cannot be fetched or loaded (the store, not the client, failed)."""
+    try:
+        return load()
+    except Exception as exc:
+        log.exception("embedding_model_unavailable", model=name)
+        raise ApiError(
+            503,
+            "model_unavailable",
+            f"The model for {name!r} cannot be loaded now: {type(exc).__name__}: {exc}",
+            "model",
+        ) from exc
 
 
 @router.post("/embeddings")

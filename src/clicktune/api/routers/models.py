@@ -10,10 +10,12 @@ from sqlalchemy import Engine, select
 
 from clicktune.api.deps import get_engine, get_settings
 from clicktune.api.errors import ApiError
+from clicktune.logs import get_logger
 from clicktune.settings import Settings
 from clicktune.store.tables import tasks
 
 router = APIRouter(tags=["fine-tuning"])
+log = get_logger(__name__)
 
 
 def task_with_model(engine: Engine, task_id: str) -> dict[str, Any]:
@@ -48,7 +50,16 @@ def download_model(
     from clicktune.tracking.serving import ModelStore
 
     task = task_with_model(engine, task_id)
-    archive = ModelStore(settings).task_model_zip(task_id, task["best_model_uri"])
+    try:
+        archive = ModelStore(settings).task_model_zip(task_id, task["best_model_uri"])
+    except Exception as exc:
+        log.exception("model_download_failed", task_id=task_id)
+        raise ApiError(
+            503,
+            "model_unavailable",
+            f"The model of task {task_id!r} cannot be fetched from MLflow now: "
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
     return FileResponse(
         archive, media_type="application/zip", filename=f"clicktune-model-{task_id}.zip"
     )
