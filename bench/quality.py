@@ -248,6 +248,7 @@ def naive_model(
 
     Runtime settings shared by every line (token limit, bfloat16) are the default method's.
     """
+    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -269,6 +270,7 @@ def naive_model(
         save_strategy="no",
         disable_tqdm=True,
         bf16=bench.bf16,
+        use_cpu=bench.bf16 and not torch.cuda.is_available(),
     )
     dataset = Dataset.from_dict(
         {"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -282,8 +283,9 @@ def main() -> None:
             f"\n## Batch preparation at scale — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
             f"- command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`\n"
             f"- commit: {_git_commit()}\n"
-            f"- machine: {platform.machine()}, {_cpus()} CPUs, {platform.platform()}, "
-            f"Python {platform.python_version()}\n"
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+            f"Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} at the end\n"
             f"- data: SQLite; {args.queries:,} distinct queries ({RELEVANT} relevant items each), "
             f"{args.items:,} items, 10 results per session (3 relevant); 80 % of sessions clicked "
             "(20 % twice, 10 % of events purchases), 5 % irrelevant; largest batch: "
@@ -295,12 +297,6 @@ def main() -> None:
             + "\n"
         )
     print(f"appended to {RESULTS}")
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 0
 
 
 if __name__ == "__main__":

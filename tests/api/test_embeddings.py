@@ -139,6 +139,7 @@ def test_no_model_yet(api: TestClient, engine: Engine) -> None:
     missing = api.get("/api/v1/fine-tuning/task/000000000000000000000000/model")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "task_not_found"
+    assert api.get("/api/v1/fine-tuning/task/a%00b/model").status_code == 422
 
 
 MISTAKES = [
@@ -151,6 +152,8 @@ MISTAKES = [
     ({"input": "x"}, 422, "invalid_request", "model"),
     ({"input": "x", "model": ""}, 422, "invalid_request", "model"),
     ({"input": [1, 2], "model": TINY_METHOD}, 422, "invalid_request", "input"),
+    ({"input": ["ok", "a\x00b"], "model": TINY_METHOD}, 422, "invalid_request", "input.1"),
+    ({"input": "x", "model": "a\x00b"}, 422, "invalid_request", "model"),
     (
         {"input": "x", "model": TINY_METHOD, "encoding_format": "int8"},
         422,

@@ -3,7 +3,8 @@
 Sessions are streamed once and each labelled positive is appended to a JSON-lines file in the
 task's work folder, so memory does not grow with the number of sessions: what stays in memory is
 bounded by the catalog and the query vocabulary (item texts of the batch's results, one 64-bit hash
-per distinct labelled query, the held-out queries' judgements).
+per distinct labelled query, at most `max_irrelevant_negatives` ids per query from its irrelevant
+sessions, the held-out queries' judgements).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +221,7 @@ def prepare_examples(
                         if len(negatives) >= max_irrelevant_negatives:
                             break
                         if oid in texts and oid not in negatives:
-                            negatives.append(oid)
+                            negatives.append(sys.intern(oid))  # one string per item, however often
                 if not labels.positives:
                     continue
                 stats.labelled_sessions += 1

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine
 
 from clicktune.api.deps import get_engine, get_registry, get_settings
 from clicktune.api.errors import ApiError
 from clicktune.api.routers.models import task_with_model
+from clicktune.api.schemas.common import NonEmptyText
 from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
@@ -38,14 +40,25 @@ class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     input: str | list[str] = Field(description="A text or a list of texts to embed.")
-    model: str = Field(
-        min_length=1,
-        max_length=256,
-        description="A method name (its current model) or a task id (that task's best model).",
+    model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
+        description="A method name (its current model) or a task id (that task's best model)."
     )
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="`base64`: little-endian float32 bytes, as OpenAI clients ask for."
     )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        """One clear message (param `input`) instead of one per member of the union."""
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list):
+            raise PydanticCustomError("invalid_value", "must be a string or a list of strings")
+        for index, text in enumerate(value):
+            if not isinstance(text, str):
+                raise PydanticCustomError("invalid_value", f"item {index} must be a string")
+        return value
 
 
 class ServedModels:
@@ -122,10 +135,22 @@ def _texts(body: EmbeddingsRequest, settings: Settings) -> list[str]:
             "input",
         )
     for index, text in enumerate(texts):
+        param = "input" if isinstance(body.input, str) else f"input.{index}"
         if not text.strip():
-            param = "input" if isinstance(body.input, str) else f"input.{index}"
             raise ApiError(422, "invalid_request", f"{param}: must not be empty.", param)
+        if "\x00" in text or _has_lone_surrogate(text):
+            raise ApiError(
+                422, "invalid_request", f"{param}: must be valid Unicode without NUL.", param
+            )
     return texts
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _resolve(

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from clicktune.api.deps import get_engine, get_settings
 from clicktune.api.errors import ApiError
+from clicktune.api.schemas.common import ClientId
 from clicktune.logs import get_logger
 from clicktune.settings import Settings
 from clicktune.store.tables import tasks
@@ -42,7 +43,7 @@ def task_with_model(engine: Engine, task_id: str) -> dict[str, Any]:
     responses={200: {"content": {"application/zip": {}}}},
 )
 def download_model(
-    task_id: Annotated[str, Path(description="The task's id.", max_length=256)],
+    task_id: Annotated[ClientId, Path(description="The task's id.")],
     engine: Engine = Depends(get_engine),
     settings: Settings = Depends(get_settings),
 ) -> FileResponse:
