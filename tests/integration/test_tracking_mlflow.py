@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from clicktune.tracking.iterations import (
     MethodTracking,
     iteration_name,
 )
-from clicktune.tracking.server import mlflow_ui_command
+from clicktune.tracking.server import MLFLOW_UI_ENV, mlflow_ui_command
 from clicktune.tracking.serving import ModelStore
 from tests.pipeline_support import with_mlflow_store
 from tests.task_support import wait_for
@@ -144,7 +145,10 @@ def test_mlflow_ui_command_serves_the_store(settings: Settings, model_dir: Path)
     MethodTracking(settings, METHOD, METHOD).initial_run(lambda: model_dir)
     settings = settings.model_copy(update={"mlflow_port": 5791})
     process = subprocess.Popen(
-        mlflow_ui_command(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        mlflow_ui_command(settings),
+        env={**os.environ, **MLFLOW_UI_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
 

@@ -39,7 +39,9 @@ class WorkerTaskContext(TaskContext):
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        # A task taken over by another worker may be resuming from this folder's checkpoints.
+        if not self._not_ours:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     @property
     def stop_reason(self) -> StopReason | None:

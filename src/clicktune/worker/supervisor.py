@@ -40,27 +40,20 @@ def clicktune_command(*args: str) -> list[str]:
 
 
 def up_children(settings: Settings) -> list[ChildSpec]:
-    """What `clicktune up` runs: the API, one worker and, over a local tracking store, the MLflow UI.
+    """What `clicktune up` runs: the API, one worker and, for a local store, the MLflow UI.
 
     The children inherit this process's environment, so they read the same `CLICKTUNE_*`
     settings; `settings` is for children whose command line needs a value (a port).
     """
     from clicktune.tracking.client import is_remote
-    from clicktune.tracking.server import mlflow_ui_command
+    from clicktune.tracking.server import MLFLOW_UI_ENV, mlflow_ui_command
 
     children = [
         ChildSpec("api", clicktune_command("api")),
         ChildSpec("worker", clicktune_command("worker")),
     ]
     if not is_remote(settings.effective_mlflow_tracking_uri):
-        # The UI needs no MLflow job runner (it would start several more processes).
-        children.append(
-            ChildSpec(
-                "mlflow",
-                mlflow_ui_command(settings),
-                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            )
-        )
+        children.append(ChildSpec("mlflow", mlflow_ui_command(settings), env=MLFLOW_UI_ENV))
     return children
 
 
