@@ -40,3 +40,17 @@ def test_health_reports_broken_plugins_and_workers(client: TestClient) -> None:
     # The service goes on: other methods still work.
     names = [m["name"] for m in client.get("/api/v1/fine-tuning/methods").json()]
     assert "Default Fine Tuning Method" in names
+
+
+def test_health_reports_the_tracking_store(client: TestClient) -> None:
+    mlflow = client.get("/api/v1/health").json()["components"]["mlflow"]
+    assert mlflow["status"] == "ok"
+    assert mlflow["tracking_uri"].startswith("sqlite:")
+
+    app = client.app  # type: ignore[attr-defined]
+    app.state.settings = app.state.settings.model_copy(
+        update={"mlflow_tracking_uri": "http://127.0.0.1:9/"}
+    )
+    health = client.get("/api/v1/health").json()
+    assert health["components"]["mlflow"]["status"] == "error"
+    assert health["status"] == "degraded"

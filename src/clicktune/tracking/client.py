@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+import httpx
+from sqlalchemy import create_engine, text
 
 from clicktune.settings import Settings
 
@@ -37,3 +40,22 @@ def artifact_location(settings: Settings) -> str | None:
     folder = settings.mlflow_artifacts_dir
     folder.mkdir(parents=True, exist_ok=True)
     return folder.as_uri()
+
+
+def tracking_health(settings: Settings) -> dict[str, Any]:
+    """Whether the tracking store answers, without importing MLflow (the API stays light)."""
+    uri = settings.effective_mlflow_tracking_uri
+    scheme = urlparse(uri).scheme
+    try:
+        if scheme in {"http", "https"}:
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=2.0).raise_for_status()
+        elif scheme and scheme not in {"file", "databricks"}:  # a database-backed store
+            engine = create_engine(uri)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+    except Exception as exc:  # health reports failures instead of raising them
+        return {"status": "error", "tracking_uri": uri, "message": str(exc)}
+    return {"status": "ok", "tracking_uri": uri}

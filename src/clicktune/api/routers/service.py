@@ -13,6 +13,7 @@ from clicktune.settings import Settings
 from clicktune.store.engine import read_transaction
 from clicktune.store.workers import workers_seen_since
 from clicktune.timeutil import now, to_iso
+from clicktune.tracking.client import tracking_health
 
 router = APIRouter(tags=["service"])
 
@@ -41,6 +42,7 @@ def health(
         "loaded": registry.names(),
         "errors": [e.as_dict() for e in registry.errors],
     }
+    components["mlflow"] = tracking_health(settings)
     components["workers"] = _workers_health(engine, settings)
     status = "degraded" if any(c["status"] == "error" for c in components.values()) else "ok"
     return {"status": status, "components": components}
