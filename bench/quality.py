@@ -491,55 +491,46 @@ def render(result: Mapping[str, Any]) -> tuple[Table, str]:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, Python "
+        f"{platform.python_version()}, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end"
     )
 
 
 def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True
-        ).stdout.strip()
-        return out + ("+dirty" if dirty else "")
+        commit = git("rev-parse", "--short", "HEAD")
+        return f"{commit} (uncommitted changes)" if git("status", "--porcelain") else commit
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def record(results: Sequence[Mapping[str, Any]], args: argparse.Namespace, command: str) -> None:
+    precision = "bfloat16" if args.bf16 else "float32"
     sections = [
-        f"\n## Quality (BENCHMARKS.md §1) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"commit {git_commit()}\n",
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"Measured with max_seq_length {args.max_seq_length}, "
-        f"{'bfloat16' if args.bf16 else 'float32'}; {args.sessions_per_query} sessions per train "
-        f"query, seed {args.seed}" + (" — QUICK subset, not comparable" if args.quick else ""),
+        f"\n## Quality — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
+        f"- command: `{command}`",
+        f"- commit: {git_commit()}",
+        f"- machine: {machine()}",
+        f"- protocol: BENCHMARKS.md §1; {args.sessions_per_query} sessions per train query, seed "
+        f"{args.seed}; every model measured at max_seq_length {args.max_seq_length}, {precision}"
+        + ("; QUICK subset (smoke test, not comparable)" if args.quick else ""),
     ]
     for result in results:
         _, markdown = render(result)
         checks = ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in goals(result))
         sections += [
-            f"\n### {result['collection']} ({result['documents']} documents, "
-            f"{result['train_queries']} train / {result['test_queries']} test queries; "
-            f"whole run {result['wall_s'] / 60:.1f} min)\n",
+            f"\n### {result['collection']} — {result['documents']} documents, "
+            f"{result['train_queries']} train / {result['test_queries']} test queries, whole run "
+            f"{result['wall_s'] / 60:.1f} min\n",
             markdown,
-            f"\nGoals: {checks}. Best parameters of iteration 1: "
+            f"\nGoals: {checks}. Iteration 1's best parameters: "
             f"`{json.dumps(result['task_params'])}`",
         ]
     with RESULTS.open("a", encoding="utf-8") as handle:

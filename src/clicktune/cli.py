@@ -208,13 +208,18 @@ def demo(
     """Simulated shoppers, a fine-tuning task and a before/after table on a product catalog."""
     from rich.console import Console
 
-    from clicktune.simulate.demo import DemoOptions, run_demo
+    from clicktune.simulate.demo import DemoFailed, DemoOptions, run_demo
 
     settings = _setup()
     options = DemoOptions(
         url=url or settings.effective_public_url, start=start, quick=quick, seed=seed, stay=stay
     )
-    run_demo(options, settings, Console())
+    console = Console()
+    try:
+        run_demo(options, settings, console)
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @app.command()

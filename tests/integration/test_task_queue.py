@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from clicktune.ids import new_id
+from clicktune.methods.base import TaskSpec
+from clicktune.settings import Settings
 from clicktune.store import tasks as task_store
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.tables import batches
 from clicktune.timeutil import now
+from clicktune.worker.context import WorkerTaskContext
 
 LEASE_S = 10.0
 
@@ -246,3 +249,26 @@ def test_events_page_by_event_id(engine: Engine) -> None:
         assert messages == ["task created"] + [f"event {n}" for n in range(5)]
         with pytest.raises(task_store.EventNotFound):
             task_store.list_events(conn, task_id, after="unknown")
+
+
+def test_a_worker_that_lost_its_task_keeps_the_folder_only_for_a_takeover(
+    engine: Engine, settings: Settings
+) -> None:
+    batch_id = _released_batch(engine)
+    taken_over = _create(engine, batch_id).task["id"]
+    canceled = _create(engine, batch_id).task["id"]
+    at = now()
+    for task_id in (taken_over, canceled):
+        claimed = _claim(engine, "w1", at)
+        assert claimed is not None and claimed["id"] == task_id
+        spec = TaskSpec(task_id=task_id, fine_tuning_method="m", batch_id=batch_id)
+        with WorkerTaskContext(spec, settings, engine, "w1") as context:
+            (context.work_dir / "checkpoint").write_text("step 10")
+            if task_id == taken_over:
+                assert _claim(engine, "w2", at + LEASE_S + 1) is not None  # w1 stalled
+            else:
+                task_store.cancel_task(engine, task_id)
+            assert not task_store.heartbeat(engine, task_id, "w1", lease_s=LEASE_S)
+            context.mark_not_ours()
+        # w2 may resume from the checkpoints; a canceled task's folder is gone.
+        assert context.work_dir.exists() == (task_id == taken_over)

@@ -35,8 +35,8 @@ from clicktune.simulate.sessions import simulate_sessions
 from clicktune.simulate.traffic import progress_bar
 
 METHOD = "Default Fine Tuning Method"
-QUICK_QUERIES = 60
-QUICK_DISTRACTORS = 600
+QUICK_QUERIES = 36
+QUICK_DISTRACTORS = 300
 QUICK_HYPERPARAMETERS = {
     "learning_rate": 5e-5,
     "num_train_epochs": 1,
@@ -45,6 +45,10 @@ QUICK_HYPERPARAMETERS = {
     "warmup_ratio": 0.1,
 }
 START_TIMEOUT_S = 120.0
+
+
+class DemoFailed(Exception):
+    """The demo cannot go on; the message says why and what to do."""
 
 
 @dataclass
@@ -75,6 +79,7 @@ def service(options: DemoOptions, settings: Settings, console: Console) -> Itera
             env=os.environ.copy(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_until_up(options.url, process, log_path)
@@ -98,13 +103,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) ->
     with ClicktuneClient(url, timeout=5.0) as client:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the service exited during start-up; see {log_path}")
+                raise DemoFailed(f"the service exited during start-up; see {log_path}")
             try:
                 client.ping()
                 return
             except (httpx.HTTPError, ClicktuneError) as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not answer at {url}: {exc}") from exc
+                    raise DemoFailed(f"the service did not answer at {url}: {exc}") from exc
                 time.sleep(0.5)
 
 
@@ -139,6 +144,18 @@ def follow_task(client: ClicktuneClient, task_id: str, console: Console) -> dict
 
 
 def run_demo(options: DemoOptions, settings: Settings, console: Console) -> None:
+    try:
+        _run_demo(options, settings, console)
+    except httpx.HTTPError as exc:
+        raise DemoFailed(
+            f"lost the service at {options.url} ({exc}); start one with `clicktune up`, "
+            "or let the demo start it with --start"
+        ) from exc
+    except ClicktuneError as exc:
+        raise DemoFailed(f"the service refused a request: {exc}") from exc
+
+
+def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> None:
     started = time.monotonic()
     collection = demo_collection(options.quick, options.seed)
     train, test = collection.split(options.seed)
@@ -193,7 +210,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> None
         task = follow_task(client, task["id"], console)
         if task["status"] != "done":
             error = task.get("error") or {}
-            raise RuntimeError(
+            raise DemoFailed(
                 f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
             )
         tuned_dir = settings.data_dir / "simulate" / "models" / task["id"]

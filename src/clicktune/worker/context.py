@@ -11,6 +11,7 @@ from clicktune.logs import get_logger
 from clicktune.methods.base import FineTuningMethod, TaskContext, TaskResult, TaskSpec
 from clicktune.settings import Settings
 from clicktune.store import tasks as task_store
+from clicktune.store.engine import read_transaction
 
 log = get_logger(__name__)
 
@@ -39,9 +40,14 @@ class WorkerTaskContext(TaskContext):
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        # A task taken over by another worker may be resuming from this folder's checkpoints.
-        if not self._not_ours:
+        if not (self._not_ours and self._may_resume_elsewhere()):
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _may_resume_elsewhere(self) -> bool:
+        """A task lost to another worker (not canceled) may resume from this folder."""
+        with read_transaction(self.engine) as conn:
+            task = task_store.get_task(conn, self.task.task_id)
+        return task is not None and task["status"] in ("pending", "processing")
 
     @property
     def stop_reason(self) -> StopReason | None:
