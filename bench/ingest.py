@@ -34,7 +34,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,9 @@ from clicktune.ids import new_id
 from clicktune.store.clickstream import content_hash
 from clicktune.store.engine import make_engine, migrate, write_transaction
 from clicktune.store.tables import batches, events, sessions
+from recording import RESULTS, append_section, git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 API = "/api/v1/clickstream"
 HTTP_GOAL_SESSIONS_S = 1000.0
 HTTP_GOAL_P99_MS = 50.0
@@ -408,19 +407,6 @@ def markdown(rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -435,11 +421,8 @@ def record(
     table: list[str], notes: list[str], args: argparse.Namespace, workload: Workload
 ) -> None:
     lines = [
-        "",
-        f"## Ingest — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        "",
         f"- command: `python bench/ingest.py {' '.join(sys.argv[1:])}`".rstrip(),
-        f"- commit: {_git_commit()}",
+        f"- commit: {git_commit()}",
         f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs (server and clients share them), "
         f"{platform.platform()}, Python {platform.python_version()}; load average before the "
         f"run {args.load_before:.1f} (other work on the machine takes CPU from the server)",
@@ -449,13 +432,8 @@ def record(
         *table,
         "",
         *[f"- {note}" for note in notes],
-        "",
     ]
-    new_file = not RESULTS.exists()
-    with RESULTS.open("a") as out:
-        if new_file:
-            out.write("# Benchmark results\n")
-        out.write("\n".join(lines))
+    append_section("Ingest", lines)
 
 
 def main() -> None:

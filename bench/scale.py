@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -29,8 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from recording import RESULTS, git_commit, machine
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 VOCABULARY = (
     "red blue green black white small large cotton leather wool steel wooden running hiking "
     "office garden kitchen travel winter summer shoe shirt jacket bag lamp chair table phone case "
@@ -210,19 +210,6 @@ def _run_child(database: Path, batch_id: str, mode: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit} (uncommitted changes)" if dirty else commit
-
-
 def _table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> list[str]:
     lines = [
         "| sessions | stream only (sessions/s) | prepare (sessions/s) | prepare / stream | "
@@ -282,9 +269,8 @@ def main() -> None:
         out.write(
             f"\n## Batch preparation at scale — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
             f"- command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`\n"
-            f"- commit: {_git_commit()}\n"
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-            f"Python {platform.python_version()}, "
+            f"- commit: {git_commit()}\n"
+            f"- machine: {machine()}, "
             f"load average {os.getloadavg()[0]:.1f} at the end\n"
             f"- data: SQLite; {args.queries:,} distinct queries ({RELEVANT} relevant items each), "
             f"{args.items:,} items, 10 results per session (3 relevant); 80 % of sessions clicked "

@@ -17,24 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from clicktune.settings import Settings
+from recording import RESULTS, append_section, git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_DIR = ROOT / "tests" / "plugins"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 METHOD = "Test Steps Method"
 PICKUP = "create → processing"
 STOP_REPORTING = "cancel → stopped (method reporting each step)"
@@ -188,19 +187,6 @@ def _table(results: dict[str, list[float]]) -> list[str]:
     return rows
 
 
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
-
-
 def _record(table: list[str], args: argparse.Namespace, stack: Stack, database: str) -> None:
     settings = (
         f"heartbeat {stack.heartbeat_s:g} s{'' if args.heartbeat_s else ' (default)'}, "
@@ -208,23 +194,14 @@ def _record(table: list[str], args: argparse.Namespace, stack: Stack, database: 
     )
     command = " ".join(["python bench/task_latency.py", *sys.argv[1:]])
     lines = [
-        "",
-        f"## Task latency — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        "",
         f"- command: `{command}`",
-        f"- commit: {_git_commit()}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-        f"Python {platform.python_version()}",
+        f"- commit: {git_commit()}",
+        f"- machine: {machine()}",
         f"- database: {database}; worker settings: {settings}; one API and one worker process",
         "",
         *table,
-        "",
     ]
-    new_file = not RESULTS.exists()
-    with RESULTS.open("a") as out:
-        if new_file:
-            out.write("# Benchmark results\n")
-        out.write("\n".join(lines))
+    append_section("Task latency", lines)
 
 
 def main() -> None:

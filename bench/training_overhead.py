@@ -21,19 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recording import RESULTS, git_commit, machine
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 COLLECTION = ROOT.parent / "shared" / "data" / "esci_us_srw150"
 
 
@@ -162,19 +161,6 @@ def _row(name: str, rates: list[float]) -> str:
     return f"| {name} | {each} | {max(rates):.2f} | {statistics.mean(rates):.2f} |"
 
 
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit} (uncommitted changes)" if dirty else commit
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=150, help="sessions (one per query)")
@@ -249,9 +235,8 @@ def main() -> None:
         out.write(
             f"\n## Training overhead — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
             f"- command: `{' '.join(['python', f'bench/{Path(__file__).name}', *sys.argv[1:]])}`\n"
-            f"- commit: {_git_commit()}\n"
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the "
+            f"- commit: {git_commit()}\n"
+            f"- machine: {machine()}, load average {os.getloadavg()[0]:.1f} at the "
             f"end, torch threads {_threads()}\n"
             f"- data: esci_us_srw150, {len(sessions)} sessions (one per query, Exact products "
             f"clicked), {len(data.texts)} items; default method, packaged all-MiniLM-L6-v2, "
