@@ -49,7 +49,7 @@ def worker() -> None:
 
 @app.command()
 def up() -> None:
-    """Run the whole service in one command: the API and a worker, until Ctrl-C."""
+    """Run the whole service in one command: API, a worker and the MLflow UI, until Ctrl-C."""
     from clicktune.worker.supervisor import supervise, up_children
 
     settings = _setup()
