@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shlex
 import signal
 import socket
@@ -36,7 +35,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +44,18 @@ from rich.table import Table
 
 from clicktune.client import ClicktuneClient
 from clicktune.ids import new_id
+from clicktune.methods.embedding import default_first_trials
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
 from clicktune.simulate.metrics import ranking_metrics
 from clicktune.simulate.retrieval import Bm25Retriever, DenseRetriever
 from clicktune.simulate.senders import load_items, send_sessions
-from clicktune.simulate.serving import (
-    bundled_collection_path,
-    dense_retriever,
-    native_bf16,
-    packaged_base_model,
-)
+from clicktune.simulate.serving import bundled_collection_path, dense_retriever, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
+from clicktune.training.precision import native_bf16
+from recording import RESULTS, append_section, git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 WORK = ROOT / "bench" / ".work"
 DATA_ROOT = ROOT.parent / "shared" / "data"
 COLLECTIONS = ("esci_us_srw150", "scifact")
@@ -70,13 +65,6 @@ ORACLE_SHARE = 0.70
 TIME_GOAL_S = 20 * 60
 QUICK_QUERIES = (30, 15)
 QUICK_DISTRACTORS = 500
-QUICK_HYPERPARAMETERS = {
-    "learning_rate": 5e-5,
-    "num_train_epochs": 1,
-    "per_device_train_batch_size": 32,
-    "num_hard_negatives": 1,
-    "warmup_ratio": 0.1,
-}
 
 console = Console(highlight=False)
 
@@ -246,9 +234,8 @@ def naive_model(
 ) -> tuple[Path, float]:
     """What a user would write by hand: MNRL on (query, clicked document), default arguments.
 
-    Runtime settings shared by every line (token limit, bfloat16) are the default method's.
+    The runtime settings (token limit, precision, device) are the default method's.
     """
-    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -263,14 +250,15 @@ def naive_model(
     pairs = [(s.query, content[d]) for s in sessions for d in s.outcome.clicked]
     method = DefaultFineTuningMethod()
     model = method.load_model(packaged_base_model())
+    runtime = method.training_arguments({}, out / "checkpoints")
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=1,
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
-        bf16=bench.bf16,
-        use_cpu=bench.bf16 and not torch.cuda.is_available(),
+        bf16=runtime.bf16,
+        use_cpu=runtime.use_cpu,
     )
     dataset = Dataset.from_dict(
         {"anchor": [p[0] for p in pairs], "positive": [p[1] for p in pairs]}
@@ -370,7 +358,7 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     hyperparameters = json.loads(args.hyperparameters) if args.hyperparameters else None
     if args.quick and hyperparameters is None:
-        hyperparameters = QUICK_HYPERPARAMETERS
+        hyperparameters = dict(default_first_trials()[0])
     base_dir = packaged_base_model()
     WORK.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK, prefix=f"quality-{name}-") as scratch:
@@ -488,36 +476,15 @@ def render(result: Mapping[str, Any]) -> tuple[Table, str]:
     return table, markdown
 
 
-def machine() -> str:
-    import torch
-
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, Python "
-        f"{platform.python_version()}, torch threads {torch.get_num_threads()}, load average "
-        f"{os.getloadavg()[0]:.1f} at the end"
-    )
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        return f"{commit} (uncommitted changes)" if git("status", "--porcelain") else commit
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def record(results: Sequence[Mapping[str, Any]], args: argparse.Namespace, command: str) -> None:
     precision = "bfloat16" if args.bf16 else "float32"
+    import torch
+
     sections = [
-        f"\n## Quality — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
         f"- command: `{command}`",
         f"- commit: {git_commit()}",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
         f"- protocol: BENCHMARKS.md §1; {args.sessions_per_query} sessions per train query, seed "
         f"{args.seed}; every model measured at max_seq_length {args.max_seq_length}, {precision}"
         + ("; QUICK subset (smoke test, not comparable)" if args.quick else ""),
@@ -533,8 +500,7 @@ def record(results: Sequence[Mapping[str, Any]], args: argparse.Namespace, comma
             f"\nGoals: {checks}. Iteration 1's best parameters: "
             f"`{json.dumps(result['task_params'])}`",
         ]
-    with RESULTS.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(sections) + "\n")
+    append_section("Quality", "\n".join(sections).split("\n"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

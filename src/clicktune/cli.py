@@ -165,7 +165,7 @@ def simulate(
 
     from clicktune.simulate.click_model import ClickModelConfig
     from clicktune.simulate.serving import bundled_collection_path
-    from clicktune.simulate.traffic import SimulateOptions, simulate_command
+    from clicktune.simulate.traffic import SimulateOptions, SimulationFailed, simulate_command
 
     settings = _setup()
     options = SimulateOptions(
@@ -186,7 +186,12 @@ def simulate(
         max_seq_length=max_seq_length,
         bf16=bf16,
     )
-    simulate_command(options, Console())
+    console = Console()
+    try:
+        simulate_command(options, console)
+    except SimulationFailed as exc:
+        console.print(f"[red]simulation failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -208,7 +213,8 @@ def demo(
     """Simulated shoppers, a fine-tuning task and a before/after table on a product catalog."""
     from rich.console import Console
 
-    from clicktune.simulate.demo import DemoFailed, DemoOptions, run_demo
+    from clicktune.simulate.demo import DemoOptions, run_demo
+    from clicktune.simulate.traffic import SimulationFailed
 
     settings = _setup()
     options = DemoOptions(
@@ -217,7 +223,7 @@ def demo(
     console = Console()
     try:
         run_demo(options, settings, console)
-    except DemoFailed as exc:
+    except SimulationFailed as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         raise typer.Exit(1) from exc
 

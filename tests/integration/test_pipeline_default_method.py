@@ -22,7 +22,7 @@ from tests.pipeline_support import Shop, claimed_context, load_batch, with_mlflo
 ONE_SMALL_RUN = {
     "learning_rate": 5e-5,
     "num_train_epochs": 1,
-    "per_device_train_batch_size": 16,
+    "per_device_train_batch_size": 32,
     "num_hard_negatives": 1,
     "warmup_ratio": 0.0,
 }

@@ -160,3 +160,24 @@ def test_simulate_train_download_and_serve_the_tuned_model(
     served = simulate(env, *common, "--task", task["id"], "--no-items", "--release")
     assert "sent 75 sessions" in served.stdout
     assert "released batch" in served.stdout
+
+
+def test_simulate_says_so_when_the_service_is_unreachable(tmp_path: Path) -> None:
+    collection = str(write_shop_collection(tmp_path / "shop"))
+    done = subprocess.run(
+        [
+            CLICKTUNE,
+            "simulate",
+            "--collection",
+            collection,
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        env={**os.environ, "COLUMNS": "200", "CLICKTUNE_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "simulation failed: cannot reach the service" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

@@ -28,10 +28,10 @@ def test_default_method_publishes_its_space_and_base_model() -> None:
     assert described["name"] == "Default Fine Tuning Method"
     assert described["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert described["hyperparameters"] == {
-        "learning_rate": {"type": "float", "low": 1e-6, "high": 1e-4, "log": True},
-        "num_train_epochs": {"type": "int", "low": 1, "high": 3, "step": 1},
-        "per_device_train_batch_size": {"type": "categorical", "choices": [16, 32, 64]},
-        "num_hard_negatives": {"type": "categorical", "choices": [0, 1, 3]},
+        "learning_rate": {"type": "float", "low": 3e-5, "high": 2e-4, "log": True},
+        "num_train_epochs": {"type": "int", "low": 1, "high": 2, "step": 1},
+        "per_device_train_batch_size": {"type": "categorical", "choices": [32, 64]},
+        "num_hard_negatives": {"type": "categorical", "choices": [1, 2]},
         "warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2, "log": False},
     }
 
@@ -40,12 +40,12 @@ def test_default_method_publishes_its_space_and_base_model() -> None:
     ("params", "name", "message"),
     [
         ({"lr": 1e-5}, "lr", "unknown hyperparameter 'lr'"),
-        ({"learning_rate": 1.0}, "learning_rate", "between 1e-06 and 0.0001"),
+        ({"learning_rate": 1.0}, "learning_rate", "between 3e-05 and 0.0002"),
         ({"learning_rate": "fast"}, "learning_rate", "must be a number"),
         ({"learning_rate": True}, "learning_rate", "must be a number"),
         ({"num_train_epochs": 2.5}, "num_train_epochs", "must be an integer"),
-        ({"num_train_epochs": 4}, "num_train_epochs", "from 1 to 3"),
-        ({"per_device_train_batch_size": 17}, "per_device_train_batch_size", "one of [16, 32, 64]"),
+        ({"num_train_epochs": 3}, "num_train_epochs", "from 1 to 2"),
+        ({"per_device_train_batch_size": 17}, "per_device_train_batch_size", "one of [32, 64]"),
         ({"per_device_train_batch_size": "16"}, "per_device_train_batch_size", "one of"),
     ],
 )

@@ -17,6 +17,7 @@ from sentence_transformers.sentence_transformer.evaluation import BaseEvaluator
 
 from clicktune.evaluation.metrics import MAX_K, ranking_metrics
 from clicktune.methods.base import TaskCanceled
+from clicktune.training.precision import bf16_autocast
 
 MAIN_METRIC = "ndcg_at_10"
 
@@ -32,8 +33,10 @@ class RetrievalEvaluator(BaseEvaluator):
         batch_size: int = 64,
         chunk_size: int = 1024,
         is_canceled: Callable[[], bool] = lambda: False,
+        bf16: bool = False,
     ) -> None:
         super().__init__()
+        self.bf16 = bf16
         self.is_canceled = is_canceled
         self.query_ids = [qid for qid in queries if qrels.get(qid)]
         self.query_texts = [queries[qid] for qid in self.query_ids]
@@ -92,10 +95,12 @@ class RetrievalEvaluator(BaseEvaluator):
         return rankings
 
     def _encode(self, model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
-        return model.encode(
-            texts,
-            batch_size=self.batch_size,
-            convert_to_tensor=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        with bf16_autocast(model.device.type, self.bf16):
+            embeddings = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return embeddings.float()

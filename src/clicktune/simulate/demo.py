@@ -25,6 +25,7 @@ from rich.table import Table
 
 from clicktune.client import ClicktuneClient, ClicktuneError
 from clicktune.ids import new_id
+from clicktune.methods.embedding import default_first_trials
 from clicktune.settings import Settings
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
@@ -32,23 +33,14 @@ from clicktune.simulate.metrics import ranking_metrics
 from clicktune.simulate.senders import load_items, send_sessions
 from clicktune.simulate.serving import bundled_collection_path, dense_retriever, packaged_base_model
 from clicktune.simulate.sessions import simulate_sessions
-from clicktune.simulate.traffic import progress_bar
+from clicktune.simulate.traffic import SimulationFailed, progress_bar
 
 METHOD = "Default Fine Tuning Method"
 QUICK_QUERIES = 36
 QUICK_DISTRACTORS = 300
-QUICK_HYPERPARAMETERS = {
-    "learning_rate": 5e-5,
-    "num_train_epochs": 1,
-    "per_device_train_batch_size": 32,
-    "num_hard_negatives": 1,
-    "warmup_ratio": 0.1,
-}
+QUICK_HYPERPARAMETERS = dict(default_first_trials()[0])
+"""--quick runs one training run: the default method's first trial."""
 START_TIMEOUT_S = 120.0
-
-
-class DemoFailed(Exception):
-    """The demo cannot go on; the message says why and what to do."""
 
 
 @dataclass
@@ -103,13 +95,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) ->
     with ClicktuneClient(url, timeout=5.0) as client:
         while True:
             if process.poll() is not None:
-                raise DemoFailed(f"the service exited during start-up; see {log_path}")
+                raise SimulationFailed(f"the service exited during start-up; see {log_path}")
             try:
                 client.ping()
                 return
             except (httpx.HTTPError, ClicktuneError) as exc:
                 if time.monotonic() > deadline:
-                    raise DemoFailed(f"the service did not answer at {url}: {exc}") from exc
+                    raise SimulationFailed(f"the service did not answer at {url}: {exc}") from exc
                 time.sleep(0.5)
 
 
@@ -147,12 +139,12 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> None
     try:
         _run_demo(options, settings, console)
     except httpx.HTTPError as exc:
-        raise DemoFailed(
+        raise SimulationFailed(
             f"lost the service at {options.url} ({exc}); start one with `clicktune up`, "
             "or let the demo start it with --start"
         ) from exc
     except ClicktuneError as exc:
-        raise DemoFailed(f"the service refused a request: {exc}") from exc
+        raise SimulationFailed(f"the service refused a request: {exc}") from exc
 
 
 def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> None:
@@ -210,7 +202,7 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
         task = follow_task(client, task["id"], console)
         if task["status"] != "done":
             error = task.get("error") or {}
-            raise DemoFailed(
+            raise SimulationFailed(
                 f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
             )
         tuned_dir = settings.data_dir / "simulate" / "models" / task["id"]

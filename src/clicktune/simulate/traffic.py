@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from clicktune.client import ClicktuneClient
+from clicktune.client import ClicktuneClient, ClicktuneError
 from clicktune.ids import new_id
 from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
@@ -25,6 +26,10 @@ from clicktune.simulate.serving import dense_retriever, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
 
 QuerySet = Literal["train", "test", "all"]
+
+
+class SimulationFailed(Exception):
+    """A simulation (or the demo) cannot go on; the message says why and what to do."""
 
 
 @dataclass
@@ -78,6 +83,17 @@ def serving_model_dir(client: ClicktuneClient, options: SimulateOptions) -> Path
 
 
 def simulate_command(options: SimulateOptions, console: Console) -> None:
+    try:
+        _simulate(options, console)
+    except httpx.HTTPError as exc:
+        raise SimulationFailed(
+            f"cannot reach the service at {options.url} ({exc}); is `clicktune up` running?"
+        ) from exc
+    except ClicktuneError as exc:
+        raise SimulationFailed(f"the service refused a request: {exc}") from exc
+
+
+def _simulate(options: SimulateOptions, console: Console) -> None:
     collection = load_collection(options.collection_dir)
     query_ids = select_queries(collection, options.queries, options.seed, options.limit_queries)
     with ClicktuneClient(options.url) as client:

@@ -14,7 +14,8 @@ from typing import Any
 
 import optuna
 
-from clicktune.training.search_space import SearchSpace, Value
+from clicktune.methods.base import InvalidHyperparameter
+from clicktune.training.search_space import SearchSpace, Value, validate_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -84,3 +85,16 @@ class HyperparameterSearch:
                 distributions={name: spec.distribution() for name, spec in self.space.items()},
             )
         )
+
+
+def first_trial_sets(
+    space: SearchSpace, parameter_sets: Iterable[Mapping[str, Value]]
+) -> list[dict[str, Value]]:
+    """A method's configured first trials that fit its space (a plugin may narrow the space)."""
+    fitting = []
+    for params in parameter_sets:
+        try:
+            fitting.append(validate_params(space, params))
+        except InvalidHyperparameter:
+            continue
+    return fitting

@@ -230,7 +230,7 @@ class IterationPipeline:
         start_dir: Path,
         evaluator: RetrievalEvaluator,
     ) -> _Best:
-        from clicktune.training.search import HyperparameterSearch, params_hash
+        from clicktune.training.search import HyperparameterSearch, first_trial_sets, params_hash
 
         space = self.config.search_space
         search = HyperparameterSearch(space, fixed, seed=self.config.seed)
@@ -262,6 +262,11 @@ class IterationPipeline:
                 f"Trying the {len(parsed)} best parameter sets of {previous.name!r} first",
                 previous_experiment=previous.name,
                 parameter_sets=parsed,
+            )
+        else:
+            search.enqueue(
+                first_trial_sets(space, self.config.first_trials),
+                skip={params_hash(p) for p in earlier.values()},
             )
 
         self.stage("training", f"Training {self.runs_total} runs", percent=_BEFORE_TRAINING)
