@@ -6,7 +6,9 @@ For each collection, on a fresh service (`clicktune up` on free ports, fresh dat
   3. simulate `--sessions-per-query` sessions per train query with the base model serving
      (position-based click model), sent through the REST API;
   4. create a task with the default method (it releases the batch), wait, download the best model;
-  5. simulate again with the tuned model serving, run a second task, download its model;
+     "clicktune iteration 1" is the model the service serves afterwards: the task's best when it
+     was promoted, else still the base model (the best run is then measured too);
+  5. simulate again with that model serving, run a second task, measure the same way;
   6. measure nDCG@10 (graded), Recall@100 and MRR@10 on the held-out test queries over the whole
      corpus for: base, BM25 (bm25s), naive (plain MultipleNegativesRankingLoss on (query, clicked
      document) pairs of the first log, default arguments, one epoch), oracle (the default
@@ -226,6 +228,34 @@ def best_params(client: ClicktuneClient, task: Mapping[str, Any]) -> dict[str, A
     raise RuntimeError(f"task {task['id']} has no event with its best run's parameters")
 
 
+def run_iteration(
+    client: ClicktuneClient,
+    bench: Bench,
+    number: int,
+    serving: Path,
+    args: argparse.Namespace,
+    hyperparameters: Mapping[str, Any] | None,
+    root: Path,
+) -> tuple[Path, dict[str, Any], list[SimulatedSession]]:
+    """Clicks on what `serving` ranks, a task on them; measure the model the service serves after
+    it (the task's best when promoted, else still `serving`) and, when not promoted, the best run.
+    """
+    log = bench.simulate(serving, args.seed + number - 1, args.sessions_per_query)
+    sent = send_sessions(client, log)
+    label = f"iteration {number}"
+    console.print(
+        f"  {label}: {sent.sessions} sessions, {sent.events} events, {sent.irrelevant} irrelevant"
+    )
+    task = run_task(client, label, hyperparameters)
+    best = client.download_model(task["id"], root / f"it{number}")
+    served = best if task["promoted"] else serving
+    note = "promoted" if task["promoted"] else "not promoted: the previous model stays"
+    bench.add(Line(f"clicktune {label}", bench.measure(served), task["wall_s"], note))
+    if not task["promoted"]:
+        bench.add(Line(f"{label}, best run", bench.measure(best), None, "not promoted"))
+    return served, task, log
+
+
 # --- reference lines trained here -------------------------------------------------------------
 
 
@@ -292,7 +322,7 @@ def oracle_model(bench: Bench, params: Mapping[str, Any], out: Path) -> tuple[Pa
             negatives = [d for d, grade in judged.items() if grade <= 0]
             for doc_id, grade in judged.items():
                 if grade > 0:
-                    record = [query_id, query, doc_id, float(grade), float(grade), negatives]
+                    record = [0, query_id, query, doc_id, float(grade), float(grade), negatives]
                     handle.write(json.dumps(record) + "\n")
     data = PreparedData(
         examples_path=examples,
@@ -380,39 +410,10 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
 
-            log1 = bench.simulate(base_dir, args.seed, args.sessions_per_query)
-            sent = send_sessions(client, log1)
-            console.print(
-                f"  iteration 1: {sent.sessions} sessions, {sent.events} events, "
-                f"{sent.irrelevant} irrelevant"
+            served1, task1, log1 = run_iteration(
+                client, bench, 1, base_dir, args, hyperparameters, root
             )
-            task1 = run_task(client, "iteration 1", hyperparameters)
-            model1 = client.download_model(task1["id"], root / "it1")
-            bench.add(
-                Line(
-                    "clicktune iteration 1",
-                    bench.measure(model1),
-                    task1["wall_s"],
-                    f"promoted={task1['promoted']}",
-                )
-            )
-
-            log2 = bench.simulate(model1, args.seed + 1, args.sessions_per_query)
-            sent = send_sessions(client, log2)
-            console.print(
-                f"  iteration 2: {sent.sessions} sessions, {sent.events} events, "
-                f"{sent.irrelevant} irrelevant"
-            )
-            task2 = run_task(client, "iteration 2", hyperparameters)
-            model2 = client.download_model(task2["id"], root / "it2")
-            bench.add(
-                Line(
-                    "clicktune iteration 2",
-                    bench.measure(model2),
-                    task2["wall_s"],
-                    f"promoted={task2['promoted']}",
-                )
-            )
+            run_iteration(client, bench, 2, served1, args, hyperparameters, root)
             params = best_params(client, task1)
 
         naive_dir, naive_s = naive_model(bench, log1, root / "naive")
@@ -437,12 +438,16 @@ def goals(result: Mapping[str, Any]) -> list[tuple[str, bool]]:
     by_name = {line.name.split(" (")[0]: line.metrics["ndcg_at_10"] for line in result["lines"]}
     base, naive, oracle = by_name["base"], by_name["naive"], by_name["oracle"]
     it1, it2 = by_name["clicktune iteration 1"], by_name["clicktune iteration 2"]
+    tasks = ("clicktune iteration 1", "clicktune iteration 2")
     margin = GOALS.get(result["collection"], 0.02)
     checks = [
         (f"iteration 1 ≥ base + {margin:.2f}", it1 >= base + margin),
         ("iteration 1 ≥ naive", it1 >= naive),
         ("iteration 2 ≥ iteration 1", it2 >= it1),
-        (f"whole run ≤ {TIME_GOAL_S // 60} min", result["wall_s"] <= TIME_GOAL_S),
+        (
+            f"each task ≤ {TIME_GOAL_S // 60} min",
+            all(line.seconds <= TIME_GOAL_S for line in result["lines"] if line.name in tasks),
+        ),
     ]
     if result["collection"] == "scifact":
         share = (it1 - base) / (oracle - base) if oracle > base else float("nan")

@@ -181,3 +181,17 @@ def test_simulate_says_so_when_the_service_is_unreachable(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "simulation failed: cannot reach the service" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_demo_says_so_when_the_service_is_unreachable(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [CLICKTUNE, "demo", "--quick", "--url", f"http://127.0.0.1:{free_port()}"],
+        env={**os.environ, "COLUMNS": "200", "CLICKTUNE_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "demo failed: lost the service" in done.stdout
+    assert "clicktune up" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
