@@ -126,7 +126,9 @@ def test_same_parameters_train_the_same_model(
     data: PreparedData, reference: Trained, tmp_path: Path
 ) -> None:
     again = train(data, tmp_path / "run", REFERENCE)
-    assert np.allclose(again.embeddings, reference.embeddings, atol=1e-5)
+    # bfloat16 kernels (on where the CPU has them) are close to, not bit-for-bit, reproducible.
+    atol = 2e-3 if TinyFineTuningMethod().uses_bf16() else 1e-5
+    assert np.allclose(again.embeddings, reference.embeddings, atol=atol)
     assert set(reference.metrics) == {"ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100"}
 
 

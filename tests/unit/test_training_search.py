@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from clicktune.methods.base import InvalidHyperparameter
 from clicktune.methods.default import DefaultFineTuningMethod
-from clicktune.training.search import HyperparameterSearch, params_hash
+from clicktune.training.search import HyperparameterSearch, first_trial_sets, params_hash
 from clicktune.training.search_space import (
     CategoricalParam,
     FloatParam,
@@ -161,3 +164,31 @@ def test_all_fixed_is_not_searchable() -> None:
     search = HyperparameterSearch(SPACE, fixed, seed=0)
     assert not search.searchable
     assert search.ask()[1] == fixed
+
+
+def test_first_trials_that_fit_the_space_are_kept_typed() -> None:
+    sets = [
+        {"learning_rate": 1e-5, "num_train_epochs": 2.0},
+        {"learning_rate": 1.0},
+        {"lr": 1e-5},
+    ]
+    assert first_trial_sets(SPACE, sets) == [{"learning_rate": 1e-5, "num_train_epochs": 2}]
+
+
+def test_default_first_trial_fits_the_default_space_and_is_tried_first() -> None:
+    method = DefaultFineTuningMethod()
+    first = first_trial_sets(method.config.search_space, method.config.first_trials)
+    assert first == [dict(method.config.first_trials[0])]
+    search = HyperparameterSearch(method.config.search_space, {}, seed=1)
+    search.enqueue(first, skip=set())
+    _, params = search.ask()
+    assert params == first[0]
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_setting_reaches_the_trainer(bf16: bool, tmp_path: Path) -> None:
+    method = DefaultFineTuningMethod()
+    method.config = dataclasses.replace(method.config, bf16=bf16)
+    args = method.training_arguments({"learning_rate": 1e-4}, tmp_path)
+    assert args.bf16 is bf16
+    assert args.learning_rate == 1e-4

@@ -250,6 +250,11 @@ def print_summary(
             f"{metrics.get('baseline', 0):.4f} -> {metrics.get('best', 0):.4f} "
             f"({'promoted' if task.get('promoted') else 'not promoted'})"
         )
+        if not task.get("promoted"):
+            console.print(
+                "  held-out clicks only judge what the starting model showed, so they favour it "
+                "(bench/RESULTS.md, recipe search); the tuned model is downloadable either way"
+            )
     console.print(
         f"MLflow UI: http://{settings.host}:{settings.mlflow_port} "
         f"(experiment {task.get('mlflow_experiment')!r})"
