@@ -162,36 +162,27 @@ def test_simulate_train_download_and_serve_the_tuned_model(
     assert "released batch" in served.stdout
 
 
-def test_simulate_says_so_when_the_service_is_unreachable(tmp_path: Path) -> None:
-    collection = str(write_shop_collection(tmp_path / "shop"))
+def run_against_nothing(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A CLI command pointed at a port where no service listens."""
     done = subprocess.run(
-        [
-            CLICKTUNE,
-            "simulate",
-            "--collection",
-            collection,
-            "--url",
-            f"http://127.0.0.1:{free_port()}",
-        ],
+        [CLICKTUNE, *args, "--url", f"http://127.0.0.1:{free_port()}"],
         env={**os.environ, "COLUMNS": "200", "CLICKTUNE_DATA_DIR": str(tmp_path / "data")},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 1
-    assert "simulation failed: cannot reach the service" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+    return done
+
+
+def test_simulate_says_so_when_the_service_is_unreachable(tmp_path: Path) -> None:
+    collection = str(write_shop_collection(tmp_path / "shop"))
+    done = run_against_nothing(tmp_path, "simulate", "--collection", collection)
+    assert "simulation failed: cannot reach the service" in done.stdout
 
 
 def test_demo_says_so_when_the_service_is_unreachable(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [CLICKTUNE, "demo", "--quick", "--url", f"http://127.0.0.1:{free_port()}"],
-        env={**os.environ, "COLUMNS": "200", "CLICKTUNE_DATA_DIR": str(tmp_path / "data")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
+    done = run_against_nothing(tmp_path, "demo", "--quick")
     assert "demo failed: lost the service" in done.stdout
     assert "clicktune up" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
