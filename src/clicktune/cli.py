@@ -203,7 +203,8 @@ def demo(
         bool, typer.Option(help="Start the service (clicktune up) for the demo.")
     ] = False,
     quick: Annotated[
-        bool, typer.Option(help="Fewer queries and products, one fixed training run.")
+        bool,
+        typer.Option(help="36 queries and their products (about 1,900), not the whole catalog."),
     ] = False,
     stay: Annotated[
         bool, typer.Option(help="With --start: keep the service running afterwards.")
