@@ -36,7 +36,7 @@ from clicktune.simulate.serving import bundled_collection_path, dense_retriever,
 from clicktune.simulate.sessions import simulate_sessions
 from clicktune.simulate.traffic import SimulationFailed, progress_bar
 
-METHOD = "Default Fine Tuning Method"
+METHOD = DefaultFineTuningMethod.meta.name
 QUICK_QUERIES = 36
 QUICK_DISTRACTORS = 300
 QUICK_HYPERPARAMETERS = {**default_first_trials()[0], "learning_rate": 5e-5}
