@@ -25,9 +25,7 @@ import json
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ import httpx
 from sqlalchemy import create_engine, insert, text
 
 from clicktune.ids import new_id
+from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.store.clickstream import content_hash
 from clicktune.store.engine import make_engine, migrate, write_transaction
 from clicktune.store.tables import batches, events, sessions
@@ -79,12 +78,6 @@ class Workload:
 # --- the server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Server:
     base: str
@@ -106,34 +99,10 @@ class Server:
 @contextmanager
 def running_server(database_url: str, data_dir: Path) -> Iterator[Server]:
     """`clicktune api` in a subprocess, once it answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CLICKTUNE_DATA_DIR": str(data_dir),
-        "CLICKTUNE_DATABASE_URL": database_url,
-        "CLICKTUNE_PORT": str(port),
-        "CLICKTUNE_LOG_LEVEL": "WARNING",
-    }
-    clicktune = str(Path(sys.executable).parent / "clicktune")
-    server = subprocess.Popen([clicktune, "api"], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the API exited with code {server.returncode}")
-            try:
-                if httpx.get(f"{base}/api/v1/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the API did not start within 60 s")
-            time.sleep(0.1)
+    env = instance_env(data_dir, database_url=database_url, log_level="WARNING")
+    base = local_url(env)
+    with running("api", env, base, timeout_s=60) as server:
         yield Server(base, server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @contextmanager

@@ -29,8 +29,6 @@ import json
 import os
 import shlex
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,16 +43,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clicktune.client import ClicktuneClient
+from clicktune.device import native_bf16
+from clicktune.evaluation.retrieval import Bm25Retriever, DenseRetriever, retrieval_metrics
 from clicktune.ids import new_id
 from clicktune.methods.embedding import default_first_trials
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.metrics import ranking_metrics
-from clicktune.simulate.retrieval import Bm25Retriever, DenseRetriever
 from clicktune.simulate.senders import load_items, send_sessions
-from clicktune.simulate.serving import bundled_collection_path, dense_retriever, packaged_base_model
+from clicktune.simulate.service import instance_env, local_url, running
+from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
-from clicktune.training.precision import native_bf16
 from recording import RESULTS, append_section, git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,53 +72,16 @@ console = Console(highlight=False)
 # --- the service ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def running_service(data_dir: Path) -> Iterator[tuple[ClicktuneClient, dict[str, str]]]:
+def running_service(data_dir: Path) -> Iterator[ClicktuneClient]:
     """`clicktune up` on free ports with a fresh data dir; stopped (SIGTERM) on exit."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CLICKTUNE_DATA_DIR": str(data_dir),
-        "CLICKTUNE_PORT": str(port),
-        "CLICKTUNE_MLFLOW_PORT": str(free_port()),
-        "CLICKTUNE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "CLICKTUNE_LOG_LEVEL": "WARNING",
-    }
-    env.pop("CLICKTUNE_DATABASE_URL", None)
-    env.pop("CLICKTUNE_MLFLOW_TRACKING_URI", None)
-    log = (data_dir / "service.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clicktune", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    client = ClicktuneClient(f"http://127.0.0.1:{port}", timeout=120.0)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"clicktune up exited early; see {data_dir / 'service.log'}")
-            try:
-                client.ping()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield client, env
-    finally:
-        client.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    env = instance_env(data_dir, log_level="WARNING")
+    url = local_url(env)
+    with (
+        running("up", {**env, "CLICKTUNE_PUBLIC_URL": url}, url, log=data_dir / "service.log"),
+        ClicktuneClient(url, timeout=120.0) as client,
+    ):
+        yield client
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -139,28 +100,19 @@ class Bench:
     collection: Collection
     train: list[str]
     test: list[str]
-    max_seq_length: int
-    bf16: bool
-    cache: Path
+    encoding: CorpusEncoding
     lines: list[Line] = field(default_factory=list)
 
-    @property
-    def test_texts(self) -> list[str]:
-        return [self.collection.queries[q].text for q in self.test]
+    def measure(self, retriever: DenseRetriever | Bm25Retriever) -> dict[str, float]:
+        """The retriever's metrics on the held-out test queries over the whole corpus."""
+        held_out = self.collection.query_texts(self.test)
+        return retrieval_metrics(retriever, held_out, self.collection.qrels)
 
-    def measure(self, model_dir: Path) -> dict[str, float]:
-        retriever = self.retriever(model_dir)
-        scores = retriever.scores(self.test_texts)
-        return ranking_metrics(scores, retriever.doc_ids, self.test, self.collection.qrels)
+    def measure_model(self, model_dir: Path) -> dict[str, float]:
+        return self.measure(self.retriever(model_dir))
 
     def retriever(self, model_dir: Path) -> DenseRetriever:
-        return dense_retriever(
-            model_dir,
-            self.collection,
-            cache_dir=self.cache,
-            max_seq_length=self.max_seq_length,
-            bf16=self.bf16,
-        )
+        return self.encoding.retriever(model_dir, self.collection)
 
     def add(self, line: Line) -> None:
         self.lines.append(line)
@@ -250,9 +202,9 @@ def run_iteration(
     best = client.download_model(task["id"], root / f"it{number}")
     served = best if task["promoted"] else serving
     note = "promoted" if task["promoted"] else "not promoted: the previous model stays"
-    bench.add(Line(f"clicktune {label}", bench.measure(served), task["wall_s"], note))
+    bench.add(Line(f"clicktune {label}", bench.measure_model(served), task["wall_s"], note))
     if not task["promoted"]:
-        bench.add(Line(f"{label}, best run", bench.measure(best), None, "not promoted"))
+        bench.add(Line(f"{label}, best run", bench.measure_model(best), None, "not promoted"))
     return served, task, log
 
 
@@ -276,7 +228,7 @@ def naive_model(
     from clicktune.methods.default import DefaultFineTuningMethod
 
     started = time.monotonic()
-    content = {document.id: document.content for document in bench.collection.documents}
+    content = bench.collection.corpus()
     pairs = [(s.query, content[d]) for s in sessions for d in s.outcome.clicked]
     method = DefaultFineTuningMethod()
     model = method.load_model(packaged_base_model())
@@ -312,7 +264,7 @@ def oracle_model(bench: Bench, params: Mapping[str, Any], out: Path) -> tuple[Pa
     started = time.monotonic()
     method = DefaultFineTuningMethod()
     collection = bench.collection
-    content = {document.id: document.content for document in collection.documents}
+    content = collection.corpus()
     examples = out / "examples.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     with examples.open("w", encoding="utf-8") as handle:
@@ -379,9 +331,8 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         collection = quick_subset(collection, args.seed)
     train, test = collection.split(args.seed)
-    bench = Bench(
-        collection, train, test, args.max_seq_length, args.bf16, WORK / "cache" / "embeddings"
-    )
+    encoding = CorpusEncoding(WORK / "cache" / "embeddings", args.max_seq_length, args.bf16)
+    bench = Bench(collection, train, test, encoding)
     console.rule(
         f"{name}: {len(collection.documents)} documents, {len(train)} train / "
         f"{len(test)} test queries"
@@ -394,19 +345,14 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=WORK, prefix=f"quality-{name}-") as scratch:
         root = Path(scratch)
         (root / "service").mkdir()
-        with running_service(root / "service") as (client, _env):
+        with running_service(root / "service") as client:
             load_items(client, collection)
-            base = bench.measure(base_dir)
+            base = bench.measure_model(base_dir)
             bench.add(Line("base", base))
             bench.add(
                 Line(
                     "BM25",
-                    ranking_metrics(
-                        Bm25Retriever(collection.documents).scores(bench.test_texts),
-                        [d.id for d in collection.documents],
-                        test,
-                        collection.qrels,
-                    ),
+                    bench.measure(Bm25Retriever(collection.corpus())),
                 )
             )
 
@@ -417,9 +363,9 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
             params = best_params(client, task1)
 
         naive_dir, naive_s = naive_model(bench, log1, root / "naive")
-        bench.add(Line("naive (MNRL, defaults)", bench.measure(naive_dir), naive_s))
+        bench.add(Line("naive (MNRL, defaults)", bench.measure_model(naive_dir), naive_s))
         oracle_dir, oracle_s = oracle_model(bench, params, root / "oracle")
-        bench.add(Line("oracle (true qrels)", bench.measure(oracle_dir), oracle_s))
+        bench.add(Line("oracle (true qrels)", bench.measure_model(oracle_dir), oracle_s))
     return {
         "collection": name,
         "documents": len(collection.documents),

@@ -151,38 +151,19 @@ def build_database(path: Path, sessions: int, queries: int, items: int, seed: in
 
 def measure(database: Path, batch_id: str, mode: Literal["stream", "prepare"]) -> dict[str, Any]:
     """Run in a fresh process: stream or prepare the batch; time and memory."""
-    from clicktune.methods.base import TaskContext, TaskResult, TaskSpec
-    from clicktune.methods.default import DefaultFineTuningMethod
+    from clicktune import DefaultFineTuningMethod, TaskSpec
     from clicktune.settings import Settings
-    from clicktune.store.clickstream import iter_batch_sessions
     from clicktune.store.engine import make_engine
+    from clicktune.worker.context import WorkerTaskContext
 
-    class BenchContext(TaskContext):
-        """The task as `prepare_data` sees it; progress and events are not recorded."""
-
-        def __init__(self) -> None:
-            self.settings = Settings(data_dir=database.parent, database_url=f"sqlite:///{database}")
-            self.engine = make_engine(self.settings.effective_database_url)
-            self.task = TaskSpec(task_id="bench", fine_tuning_method="bench", batch_id=batch_id)
-            self.work_dir = database.parent / "work"
-
-        def is_canceled(self) -> bool:
-            return False
-
-        def report_progress(self, **progress: Any) -> None:
-            return None
-
-        def add_event(self, message: str, level: str = "info", **data: Any) -> None:
-            return None
-
-        def run_pipeline(self, method: Any) -> TaskResult:
-            raise NotImplementedError
-
-    context = BenchContext()
+    settings = Settings(data_dir=database.parent, database_url=f"sqlite:///{database}")
+    spec = TaskSpec(task_id="bench", fine_tuning_method="bench", batch_id=batch_id)
+    # The worker's own context; prepare_data only reads through it (nothing is reported).
+    context = WorkerTaskContext(spec, settings, make_engine(settings.effective_database_url), "b")
     before = _rss_mb()
     started = time.perf_counter()
     if mode == "stream":
-        sessions = sum(1 for _ in iter_batch_sessions(context.engine, batch_id))
+        sessions = sum(1 for _ in context.iter_sessions())
         extra: dict[str, Any] = {}
     else:
         data = DefaultFineTuningMethod().prepare_data(context, context.work_dir)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 
 from clicktune.settings import Settings
+from clicktune.simulate.service import free_port
 from recording import RESULTS, append_section, git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +39,6 @@ PICKUP = "create → processing"
 STOP_REPORTING = "cancel → stopped (method reporting each step)"
 STOP_QUIET = "cancel → stopped (silent method: heartbeat only)"
 GOALS_S = {PICKUP: 2.0, STOP_REPORTING: 10.0, STOP_QUIET: 10.0}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(probe: Any, timeout_s: float, what: str) -> Any:
@@ -65,7 +59,7 @@ class Stack:
     """`clicktune api` and `clicktune worker` as child processes sharing one environment."""
 
     def __init__(self, data_dir: Path, args: argparse.Namespace) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/api/v1"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTUNE_")}
         env.update(

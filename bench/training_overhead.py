@@ -104,8 +104,8 @@ def store_batch(engine: Any, items: list[dict[str, Any]], sessions: list[dict[st
         )
         for n, s in enumerate(sessions, start=1)
     ]
-    assert not clickstream.import_sessions(engine, lines).errors
     with write_transaction(engine) as conn:
+        assert not clickstream.import_sessions(conn, lines).errors
         released = clickstream.release_collecting_batch(conn, new_id())
     assert released is not None
     return released["batch_id"]
@@ -135,22 +135,22 @@ def task_run(
     engine: Any, settings: Any, batch_id: str, params: dict[str, Any], data_dir: Path
 ) -> Any:
     """Create, claim and run the task as a worker does; returns (context, run metrics, result)."""
-    from clicktune.methods.base import TaskSpec
-    from clicktune.methods.default import DefaultFineTuningMethod
+    from clicktune import DefaultFineTuningMethod, TaskSpec
     from clicktune.store import tasks as task_store
+    from clicktune.store.engine import write_transaction
     from clicktune.tracking.client import make_client
     from clicktune.worker.context import WorkerTaskContext
-    from clicktune.worker.pipeline import run_iteration
 
     method = DefaultFineTuningMethod()
     new = task_store.NewTask(method.meta.name, batch_id, {}, params, None, "bench")
-    task = task_store.create_task(engine, new, lambda _c, _n: batch_id).task
-    claimed = task_store.claim_task(engine, "bench-worker", lease_s=3600, max_attempts=1)
-    assert claimed is not None and claimed["id"] == task["id"]
-    spec = TaskSpec(task["id"], method.meta.name, batch_id, dict(params))
+    with write_transaction(engine) as conn:
+        task = task_store.create_task(conn, new).task
+        claimed = task_store.claim_task(conn, "bench-worker", lease_s=3600, max_attempts=1)
+    assert claimed is not None and claimed.id == task.id
+    spec = TaskSpec(task.id, method.meta.name, batch_id, dict(params))
     context = WorkerTaskContext(spec, settings, engine, "bench-worker")
     with context:
-        result = run_iteration(method, context)
+        result = method.run(context)
         data = method.prepare_data(context, data_dir)
     run = make_client(settings).get_run(result.best_run_id)
     return method, data, run.data.metrics, result
@@ -166,8 +166,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=150, help="sessions (one per query)")
     parser.add_argument("--repeats", type=int, default=2, help="task and bare runs, alternating")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--hard-negatives", type=int, choices=(0, 1, 3), default=1)
+    parser.add_argument("--batch-size", type=int, choices=(32, 64), default=32)
+    parser.add_argument("--hard-negatives", type=int, choices=(1, 2), default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--work-dir", type=Path, default=ROOT / "bench" / ".work" / "training_overhead"

@@ -95,3 +95,14 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread: training tests share two cores with the worker processes they run."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

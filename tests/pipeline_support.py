@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from clicktune import TaskSpec
 from clicktune.ids import new_id
-from clicktune.methods.base import TaskSpec
 from clicktune.settings import Settings
 from clicktune.store import clickstream, items
 from clicktune.store import tasks as task_store
@@ -195,7 +195,8 @@ def load_batch(engine: Engine, shop: Shop, sessions: list[dict[str, Any]]) -> st
         )
         for index, s in enumerate(sessions)
     ]
-    result = clickstream.import_sessions(engine, lines)
+    with write_transaction(engine) as conn:
+        result = clickstream.import_sessions(conn, lines)
     assert not result.errors, result.errors
     with write_transaction(engine) as conn:
         released = clickstream.release_collecting_batch(conn, new_id())
@@ -228,18 +229,20 @@ def claimed_context(
             idempotency_key=None,
             request_hash=new_id(),
         )
-        task_id = task_store.create_task(engine, new, lambda _conn, _new: batch_id).task["id"]
+        with write_transaction(engine) as conn:
+            task_id = task_store.create_task(conn, new).task.id
     worker_id = f"test-worker-{new_id()}"
-    claimed = task_store.claim_task(
-        engine, worker_id, lease_s=settings.worker_lease_s, max_attempts=10
-    )
-    assert claimed is not None and claimed["id"] == task_id
+    with write_transaction(engine) as conn:
+        claimed = task_store.claim_task(
+            conn, worker_id, lease_s=settings.worker_lease_s, max_attempts=10
+        )
+    assert claimed is not None and claimed.id == task_id
     spec = TaskSpec(
         task_id=task_id,
         fine_tuning_method=method_name,
         batch_id=batch_id,
-        hyperparameters=dict(claimed["hyperparameters"]),
-        attempt=claimed["attempts"],
+        hyperparameters=dict(claimed.hyperparameters),
+        attempt=claimed.attempts,
     )
     with WorkerTaskContext(spec, settings, engine, worker_id) as context:
         yield context

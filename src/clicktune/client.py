@@ -14,16 +14,16 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
 
+from clicktune.status import FINISHED_STATUSES, TaskStatus
+
 API_PREFIX = "/api/v1"
-FINISHED_STATUSES = frozenset({"done", "canceled", "error"})
 DEFAULT_ITEMS_CHUNK = 1000
 
-TaskStatus = Literal["pending", "processing", "done", "canceled", "error"]
 JSON = dict[str, Any]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction, write_transaction
 from tests.api.test_clickstream import API, assert_error, session_body
+from tests.store_support import stream
 
 
 def register(client: TestClient, session_id: str, events: list[str] | None = None) -> None:
@@ -160,7 +161,7 @@ def test_released_batch_is_frozen(client: TestClient, engine: Engine) -> None:
     # ...the batch only what it had at its release: summary, pages and the pipeline's stream.
     assert client.get(f"{API}/batches/{batch_id}").json() == frozen_summary
     page = client.get(f"{API}/internal/batch/sessions", params={"batch_id": batch_id}).json()
-    streamed = list(store.iter_batch_sessions(engine, batch_id, page_size=1))
+    streamed = list(stream(engine, store.iter_batch_sessions, batch_id, page_size=1))
     for content in (page["sessions"], streamed):
         assert [[e["event_id"] for e in s["events"]] for s in content] == [["e-1"], []]
         assert [s["is_irrelevant"] for s in content] == [False, False]
@@ -181,7 +182,7 @@ def test_iter_batch_sessions_streams_in_order(client: TestClient, engine: Engine
     with write_transaction(engine) as conn:
         assert store.release_collecting_batch(conn, "r-1") == released
         assert store.release_collecting_batch(conn, None) is None
-    streamed = list(store.iter_batch_sessions(engine, released["batch_id"], page_size=3))
+    streamed = list(stream(engine, store.iter_batch_sessions, released["batch_id"], page_size=3))
     assert [s["session_number"] for s in streamed] == list(range(1, 8))
     assert [s["session_id"] for s in streamed] == [f"s-{i}" for i in range(7)]
     first = streamed[0]
@@ -200,4 +201,4 @@ def test_iter_batch_sessions_streams_in_order(client: TestClient, engine: Engine
     with read_transaction(engine) as conn:
         assert store.get_batch_summary(conn, "nope") is None
     with pytest.raises(store.BatchNotFound):
-        next(store.iter_batch_sessions(engine, "nope"))
+        next(stream(engine, store.iter_batch_sessions, "nope"))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 from sqlalchemy import Engine
@@ -29,17 +28,12 @@ from tests.pipeline_support import (
     pipeline_settings,
     tiny_model_path,
 )
+from tests.store_support import write
 from tests.task_support import in_status, task_events, wait_for, workers
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TEXTS = ["crimson sneaker", "hat in blue by zenith"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -124,7 +118,7 @@ def test_no_model_yet(api: TestClient, engine: Engine) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=1))
     new = task_store.NewTask(TINY_METHOD, batch, {}, {}, None, "hash")
-    task_id = task_store.create_task(engine, new, lambda _c, _n: batch).task["id"]
+    task_id = write(engine, task_store.create_task, new).task.id
     response = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "model_not_found"

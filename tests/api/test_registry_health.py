@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from clicktune.settings import Settings
 from clicktune.store.workers import record_worker
 from clicktune.timeutil import now
+from tests.store_support import write
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_health_reports_broken_plugins_and_workers(client: TestClient) -> None:
     assert health["components"]["workers"] == {"status": "warning", "online": 0, "seen": []}
 
     engine = client.app.state.engine  # type: ignore[attr-defined]
-    record_worker(engine, "host-1-abc", hostname="host", pid=1, started_at=now())
+    write(engine, record_worker, "host-1-abc", hostname="host", pid=1, started_at=now())
     workers = client.get("/api/v1/health").json()["components"]["workers"]
     assert workers["status"] == "ok" and workers["online"] == 1
     assert workers["seen"][0]["worker_id"] == "host-1-abc"

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from clicktune.ids import new_id
 from clicktune.settings import Settings
 from clicktune.store import tasks as task_store
+from tests.store_support import write
 from tests.task_support import (
     PLUGINS_DIR,
     STEPS_METHOD,
@@ -307,8 +308,8 @@ def test_done_and_error_tasks_as_the_api_shows_them(client: TestClient) -> None:
     engine = _engine(client)
     done_id = create_task(client, batch_id)["id"]
     failed_id = create_task(client, batch_id)["id"]
-    assert task_store.claim_task(engine, "w", lease_s=60, max_attempts=3) is not None
-    assert task_store.claim_task(engine, "w2", lease_s=60, max_attempts=3) is not None
+    assert write(engine, task_store.claim_task, "w", lease_s=60, max_attempts=3) is not None
+    assert write(engine, task_store.claim_task, "w2", lease_s=60, max_attempts=3) is not None
     result = {
         "metrics": {"main_metric": "ndcg_at_10", "baseline": 0.4, "best": 0.5},
         "best_run_id": "run1",
@@ -316,8 +317,10 @@ def test_done_and_error_tasks_as_the_api_shows_them(client: TestClient) -> None:
         "promoted": True,
         "mlflow_experiment": f"iteration / {STEPS_METHOD} / {batch_id}",
     }
-    assert task_store.complete_task(engine, done_id, "w", result)
-    assert task_store.fail_task(engine, failed_id, "w2", "batch_too_small", "need 10 queries")
+    assert write(engine, task_store.complete_task, done_id, "w", **result)
+    assert write(
+        engine, task_store.fail_task, failed_id, "w2", "batch_too_small", "need 10 queries"
+    )
     done = get_task(client, done_id)
     assert done["status"] == "done"
     assert done["best_model_url"] == f"http://testserver/api/v1/fine-tuning/task/{done_id}/model"

@@ -14,22 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from mlflow.entities import ViewType
 from sqlalchemy import Engine, select
 
-from clicktune.methods.base import TaskFailed
+from clicktune import TaskFailed
 from clicktune.methods.registry import MethodRegistry, load_registry
 from clicktune.settings import Settings
 from clicktune.store import tasks as task_store
-from clicktune.store.engine import read_transaction
+from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.tables import task_events
 from clicktune.tracking.client import make_client
 from clicktune.tracking.iterations import INITIAL_EXPERIMENT
 from clicktune.training.search import params_hash
 from clicktune.training.search_space import parse_params
 from clicktune.worker.loop import Worker
-from clicktune.worker.pipeline import run_iteration
 from tests.pipeline_plugins.tiny_methods import TINY_SPACE
 from tests.pipeline_support import (
     BROKEN_METHOD,
@@ -43,13 +41,7 @@ from tests.pipeline_support import (
 )
 from tests.task_support import wait_for, workers
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -75,7 +67,7 @@ def events(engine: Engine, task_id: str) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def task_row(engine: Engine, task_id: str) -> dict[str, Any]:
+def task_row(engine: Engine, task_id: str) -> task_store.Task:
     with read_transaction(engine) as conn:
         task = task_store.get_task(conn, task_id)
     assert task is not None
@@ -89,7 +81,7 @@ def test_two_iterations_on_the_real_stack(
     batch = load_batch(engine, shop, shop.sessions(per_query=2, irrelevant_every=7))
     method = registry.get(TINY_METHOD)
     with claimed_context(engine, psettings, TINY_METHOD, batch) as context:
-        result = run_iteration(method, context)
+        result = method.run(context)
         assert not (context.work_dir / "iteration").exists()
     task_id = context.task.task_id
 
@@ -157,7 +149,7 @@ def test_two_iterations_on_the_real_stack(
         "Removing temporary folders",
     ):
         assert any(m.startswith(expected) for m in messages), expected
-    progress = task_row(engine, task_id)["progress"]
+    progress = task_row(engine, task_id).progress
     assert progress == {
         "stage": "done",
         "runs_total": 2,
@@ -171,7 +163,7 @@ def test_two_iterations_on_the_real_stack(
     second_shop = Shop(seed=2)
     second_batch = load_batch(engine, second_shop, second_shop.sessions(per_query=2))
     with claimed_context(engine, psettings, TINY_METHOD, second_batch) as context:
-        second = run_iteration(method, context)
+        second = method.run(context)
     second_experiment = client.get_experiment_by_name(second.mlflow_experiment)
     assert second_experiment.tags["starting_run_id"] == result.best_run_id
     first_run_1 = client.search_runs(
@@ -193,7 +185,7 @@ def test_not_promoted_when_the_best_run_does_not_beat_the_baseline(
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=2))
     with claimed_context(engine, psettings, TINY_METHOD, batch, {"learning_rate": 0.0}) as context:
-        result = run_iteration(registry.get(TINY_METHOD), context)
+        result = registry.get(TINY_METHOD).run(context)
     assert result.promoted is False
     assert result.metrics is not None
     assert result.metrics["best"] == result.metrics["baseline"]
@@ -218,8 +210,8 @@ def test_every_run_failing_fails_the_task_with_the_first_failure(
     task_id = create_task(engine, batch, method=BROKEN_METHOD)
     with in_process_worker(psettings, engine, registry):
         task = wait_for(lambda: task_in(engine, task_id, "error"), 120, "the task to fail")
-    assert task["error"]["code"] == "all_runs_failed"
-    message = task["error"]["message"]
+    assert task.error["code"] == "all_runs_failed"
+    message = task.error["message"]
     assert message.startswith("Every training run failed; the first failure: AttributeError")
     assert "NoSuchLoss" in message
     assert not any(psettings.work_dir.iterdir())
@@ -250,7 +242,7 @@ def test_a_batch_without_item_content_fails_before_training(
         claimed_context(engine, psettings, TINY_METHOD, batch) as context,
         pytest.raises(TaskFailed) as failure,
     ):
-        run_iteration(registry.get(TINY_METHOD), context)
+        registry.get(TINY_METHOD).run(context)
     assert failure.value.code == "no_training_data"
     assert (
         make_client(psettings).search_experiments(filter_string="name LIKE 'iteration / %'") == []
@@ -272,7 +264,8 @@ def create_task(
         idempotency_key=None,
         request_hash="test",
     )
-    return task_store.create_task(engine, new, lambda _conn, _new: batch_id).task["id"]
+    with write_transaction(engine) as conn:
+        return task_store.create_task(conn, new).task.id
 
 
 @contextmanager
@@ -294,9 +287,9 @@ def in_process_worker(
     assert not thread.is_alive()
 
 
-def task_in(engine: Engine, task_id: str, *statuses: str) -> dict[str, Any] | None:
+def task_in(engine: Engine, task_id: str, *statuses: str) -> task_store.Task | None:
     task = task_row(engine, task_id)
-    return task if task["status"] in statuses else None
+    return task if task.status in statuses else None
 
 
 def event_seen(engine: Engine, task_id: str, prefix: str) -> bool:
@@ -311,9 +304,10 @@ def test_cancel_during_training_stops_the_worker_and_leaves_no_folders(
     task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
     with in_process_worker(psettings, engine, registry):
         wait_for(lambda: event_seen(engine, task_id, "Run run-1 started"), 120, "run-1")
-        task_store.cancel_task(engine, task_id)
+        with write_transaction(engine) as conn:
+            task_store.cancel_task(conn, task_id)
         wait_for(lambda: not any(psettings.work_dir.iterdir()), 60, "the work folder to go")
-    assert task_row(engine, task_id)["status"] == "canceled"
+    assert task_row(engine, task_id).status == "canceled"
     client = make_client(psettings)
     experiment = client.get_experiment_by_name(f"iteration / {TINY_METHOD} / {batch}")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
@@ -343,8 +337,8 @@ def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
     with in_process_worker(psettings, engine, load_registry(psettings)) as second:
         wait_for(lambda: task_in(engine, task_id, "done"), 180, "the task to finish")
     task = task_row(engine, task_id)
-    assert task["lease_owner"] == second.worker_id
-    assert task["attempts"] == 2
+    assert task.lease_owner == second.worker_id
+    assert task.attempts == 2
     after = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert after["run-1"].info.run_id == before["run-1"].info.run_id
     assert after["run-1"].info.end_time == before["run-1"].info.end_time
@@ -355,5 +349,5 @@ def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
     assert not any(m.startswith("Run run-1") for m in later_messages)
     [finished] = [e for e in later if e["message"].startswith("Run run-2 finished")]
     assert finished["data"]["resumed_from_step"] > 0
-    assert task["best_run_id"] in {after["run-1"].info.run_id, after["run-2"].info.run_id}
+    assert task.best_run_id in {after["run-1"].info.run_id, after["run-2"].info.run_id}
     assert not any(psettings.work_dir.iterdir())

@@ -6,18 +6,16 @@ both databases; this one is about the real model (load, train, save, upload, pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from sentence_transformers import SentenceTransformer
 from sqlalchemy import Engine
 
 from clicktune.methods.default import DefaultFineTuningMethod
 from clicktune.settings import Settings
 from clicktune.tracking.serving import ModelStore
-from clicktune.worker.pipeline import run_iteration
 from tests.pipeline_support import Shop, claimed_context, load_batch, with_mlflow_store
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ONE_SMALL_RUN = {
     "learning_rate": 5e-5,
@@ -28,14 +26,6 @@ ONE_SMALL_RUN = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_default_method_runs_on_the_packaged_model(engine: Engine, settings: Settings) -> None:
     settings = with_mlflow_store(settings)
@@ -43,7 +33,7 @@ def test_default_method_runs_on_the_packaged_model(engine: Engine, settings: Set
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=1))
     with claimed_context(engine, settings, method.meta.name, batch, ONE_SMALL_RUN) as context:
-        result = run_iteration(method, context)
+        result = method.run(context)
     assert result.metrics is not None
     assert result.mlflow_experiment == f"iteration / Default Fine Tuning Method / {batch}"
     assert 0.0 <= result.metrics["baseline"] <= 1.0

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.tables import batches, events, sessions
+from tests.store_support import stream, write
 
 REGISTRANTS = 4
 SESSIONS_EACH = 40
@@ -62,11 +63,11 @@ def test_release_racing_registrations_keeps_every_session_once(engine: Engine) -
         registered = []
         for n in range(SESSIONS_EACH):
             session_id = f"w{worker}-s{n}"
-            assert store.register_session(engine, new_session(session_id))[1]
-            store.add_events(engine, session_id, [click("e-1"), click("e-2", "o-1")])
+            assert write(engine, store.register_session, new_session(session_id))[1]
+            write(engine, store.add_events, session_id, [click("e-1"), click("e-2", "o-1")])
             if n % 5 == 0:
-                store.mark_irrelevant(engine, session_id)
-            store.add_events(engine, session_id, [click("e-3", "o-2")])
+                write(engine, store.mark_irrelevant, session_id)
+            write(engine, store.add_events, session_id, [click("e-3", "o-2")])
             registered.append(session_id)
         return registered
 
@@ -111,7 +112,7 @@ def test_release_racing_registrations_keeps_every_session_once(engine: Engine) -
             assert list(numbers) == list(range(1, summary["sessions"] + 1))
             total += summary["sessions"]
             # The frozen counts are exactly the batch's content: nothing stored after the release.
-            content = list(store.iter_batch_sessions(engine, batch_id, page_size=7))
+            content = list(stream(engine, store.iter_batch_sessions, batch_id, page_size=7))
             assert len(content) == summary["sessions"]
             assert summary["events"] == sum(len(s["events"]) for s in content)
             assert summary["sessions_with_events"] == sum(1 for s in content if s["events"])
@@ -127,7 +128,7 @@ def test_release_racing_registrations_keeps_every_session_once(engine: Engine) -
 
 def test_concurrent_releases_with_one_release_id_answer_one_batch(engine: Engine) -> None:
     for n in range(3):
-        store.register_session(engine, new_session(f"s-{n}"))
+        write(engine, store.register_session, new_session(f"s-{n}"))
 
     def release() -> str | None:
         with write_transaction(engine) as conn:
@@ -143,17 +144,17 @@ def test_concurrent_releases_with_one_release_id_answer_one_batch(engine: Engine
 
 def test_concurrent_retries_of_a_session_and_its_events(engine: Engine) -> None:
     created = run_together(
-        [lambda: store.register_session(engine, new_session("twin"))[1] for _ in range(6)]
+        [lambda: write(engine, store.register_session, new_session("twin"))[1] for _ in range(6)]
     )
     assert sorted(created) == [False] * 5 + [True]
     ids = [f"e-{n}" for n in range(20)]
     counts = run_together(
-        [lambda: store.add_events(engine, "twin", [click(i) for i in ids]) for _ in range(6)]
+        [lambda: write(engine, store.add_events, "twin", [click(i) for i in ids]) for _ in range(6)]
     )
     assert sum(accepted for accepted, _ in counts) == len(ids)
     assert all(accepted + duplicates == len(ids) for accepted, duplicates in counts)
     lines = [store.ImportLine(1, new_session("twin"), [click("e-0"), click("e-new")])]
-    imported = run_together([lambda: store.import_sessions(engine, lines) for _ in range(4)])
+    imported = run_together([lambda: write(engine, store.import_sessions, lines) for _ in range(4)])
     assert sum(result.events for result in imported) == 1
     assert all(result.errors == [] and result.sessions == 0 for result in imported)
     with read_transaction(engine) as conn:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 
 from clicktune.client import ClicktuneClient
 from clicktune.settings import Settings
+from clicktune.simulate.service import free_port, instance_env, local_url, running
 from tests.pipeline_support import (
     COLORS,
     KINDS,
@@ -30,15 +29,8 @@ from tests.pipeline_support import (
     tiny_model_path,
     with_mlflow_store,
 )
-from tests.task_support import wait_for
 
 CLICKTUNE = str(Path(sys.executable).parent / "clicktune")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_shop_collection(root: Path) -> Path:
@@ -65,39 +57,12 @@ def write_shop_collection(root: Path) -> Path:
 def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     data_dir = tmp_path / "data"
     with_mlflow_store(Settings(data_dir=data_dir))
-    port = free_port()
-    env = {
-        **os.environ,
-        "CLICKTUNE_DATA_DIR": str(data_dir),
-        "CLICKTUNE_PORT": str(port),
-        "CLICKTUNE_MLFLOW_PORT": str(free_port()),
-        "CLICKTUNE_PLUGINS_PATH": str(PLUGINS_DIR),
-        "CLICKTUNE_WORKER_POLL_S": "0.2",
-        TINY_MODEL_ENV: str(tiny_model_path()),
+    env = instance_env(data_dir, plugins_path=str(PLUGINS_DIR), worker_poll_s="0.2") | {
+        TINY_MODEL_ENV: str(tiny_model_path())
     }
-    for name in ("CLICKTUNE_DATABASE_URL", "CLICKTUNE_MLFLOW_TRACKING_URI", "CLICKTUNE_PUBLIC_URL"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clicktune", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with ClicktuneClient(url, timeout=10) as client:
-
-            def answers() -> bool:
-                try:
-                    return client.ping()["status"] == "ok"
-                except Exception:
-                    return False
-
-            wait_for(answers, timeout_s=60, what="the service to answer")
+    url = local_url(env)
+    with running("up", env, url, timeout_s=60):
         yield url, env
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
 
 
 def simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

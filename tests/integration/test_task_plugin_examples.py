@@ -22,6 +22,8 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
     examples = EXAMPLE.findall(GUIDE.read_text())
     assert [name for name, _ in examples] == ["catalog_titles.py", "click_stats.py"]
     for name, source in examples:
+        # A plugin needs only the public surface: nothing from clicktune's modules.
+        assert "clicktune." not in source, name
         (plugins / name).write_text(source)
     return settings.model_copy(update={"plugins_path": plugins})
 

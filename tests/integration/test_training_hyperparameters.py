@@ -7,19 +7,21 @@ come from an in-memory loader).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
-from clicktune.methods.base import TaskCanceled
+from clicktune import TaskCanceled
 from clicktune.training.examples import PreparedData, prepare_examples
+from clicktune.training.trainer import RunCallback
 from tests.pipeline_plugins.tiny_methods import TINY_SPACE, TinyFineTuningMethod
 from tests.pipeline_support import Shop, tiny_model_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REFERENCE = {
     "learning_rate": 0.005,
@@ -40,7 +42,7 @@ PROBES = ["crimson sneaker", "shoe in red by acme", "navy tote", "hat in white b
 
 @dataclass
 class Recorder:
-    """A run observer that keeps what it is told; cancels after `cancel_after` steps."""
+    """Keeps what a run's callback tells; cancels after `cancel_after` steps."""
 
     cancel_after: int | None = None
     losses: dict[int, float] = field(default_factory=dict)
@@ -58,13 +60,14 @@ class Recorder:
         else:
             self.evaluations.append(dict(metrics))
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    def callback(self, method: TinyFineTuningMethod, data: PreparedData) -> RunCallback:
+        return RunCallback(
+            evaluator=method.make_evaluator(data),
+            is_canceled=self.is_canceled,
+            on_progress=self.on_progress,
+            on_metrics=self.on_metrics,
+            checkpoint_every_s=method.config.checkpoint_every_s,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +97,7 @@ def train(data: PreparedData, run_dir: Path, params: Mapping[str, Any]) -> Train
     method = TinyFineTuningMethod()
     recorder = Recorder()
     outcome = method.train(
-        tiny_model_path(), data, params, run_dir, method.make_evaluator(data), recorder
+        tiny_model_path(), data, params, run_dir, recorder.callback(method, data)
     )
     model = method.load_model(run_dir / "model")
     return Trained(outcome.steps, recorder.losses, model.encode(PROBES), outcome.metrics)
@@ -142,18 +145,14 @@ def test_cancel_stops_between_steps_and_a_new_attempt_resumes(
     run_dir = tmp_path / "run-1"
     canceled = Recorder(cancel_after=3)
     with pytest.raises(TaskCanceled):
-        method.train(
-            tiny_model_path(), data, params, run_dir, method.make_evaluator(data), canceled
-        )
+        method.train(tiny_model_path(), data, params, run_dir, canceled.callback(method, data))
     # The cancel is seen at the next step boundary: one more step, then no more.
     assert sorted(canceled.losses) == [1, 2, 3, 4]
     assert not (run_dir / "model").exists()
     newest = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*"))
     assert newest == 3
     resumed = Recorder()
-    outcome = method.train(
-        tiny_model_path(), data, params, run_dir, method.make_evaluator(data), resumed
-    )
+    outcome = method.train(tiny_model_path(), data, params, run_dir, resumed.callback(method, data))
     assert min(resumed.losses) == newest + 1
     assert outcome.resumed_from_step == newest
     assert outcome.steps == max(resumed.losses) > 4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,13 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from clicktune.simulate.service import free_port
 from tests.task_support import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -37,13 +31,13 @@ def _alive(pid: int) -> bool:
 
 class Service:
     def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTUNE_")}
         env.update(
             CLICKTUNE_DATA_DIR=str(tmp_path / "data"),
             CLICKTUNE_PORT=str(self.port),
-            CLICKTUNE_MLFLOW_PORT=str(_free_port()),
+            CLICKTUNE_MLFLOW_PORT=str(free_port()),
             CLICKTUNE_WORKER_HEARTBEAT_S="0.3",
             CLICKTUNE_WORKER_POLL_S="0.1",
         )

@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clicktune.methods.base import MethodMeta
-from clicktune.methods.default import DefaultFineTuningMethod
-from clicktune.methods.embedding import EmbeddingMethodConfig
-from clicktune.training.search_space import CategoricalParam, FloatParam, IntParam
+from clicktune import (
+    CategoricalParam,
+    DefaultFineTuningMethod,
+    EmbeddingMethodConfig,
+    FloatParam,
+    IntParam,
+    MethodMeta,
+)
 
 TINY_SPACE = {
     "learning_rate": FloatParam(0.0, 0.01),

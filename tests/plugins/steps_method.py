@@ -1,6 +1,6 @@
 """A test fine-tuning method that does real work in steps, loaded via CLICKTUNE_PLUGINS_PATH.
 
-It hashes the batch's queries (read through `iter_batch_sessions`) a slice per step, checks for
+It hashes the batch's queries (read through `context.iter_sessions()`) a slice per step, checks for
 cancellation between steps, reports progress and an event per step, and records every run as a
 file in `runs_dir` (start and end), so tests can count how often each task ran and where.
 Hyperparameters: `steps`, `step_s` (seconds per step), `fail` (`task_failed` | `crash`),
@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from clicktune.ids import new_id
-from clicktune.methods.base import (
+from clicktune import (
     FineTuningMethod,
     InvalidHyperparameter,
     MethodMeta,
@@ -26,7 +25,7 @@ from clicktune.methods.base import (
     TaskFailed,
     TaskResult,
 )
-from clicktune.store.clickstream import iter_batch_sessions
+from clicktune.ids import new_id
 
 STEP_TICK_S = 0.02
 
@@ -71,9 +70,7 @@ class StepsMethod(FineTuningMethod):
         params.update(context.task.hyperparameters)
         record = _RunRecord(params["runs_dir"], context)
         record.write("started")
-        queries = sorted(
-            s["search_query"] for s in iter_batch_sessions(context.engine, context.task.batch_id)
-        )
+        queries = sorted(s["search_query"] for s in context.iter_sessions())
         context.add_event("hashing started", sessions=len(queries), attempt=context.task.attempt)
         digest = hashlib.sha256()
         steps = params["steps"]

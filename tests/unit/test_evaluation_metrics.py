@@ -1,9 +1,10 @@
-"""Ranking metrics with graded gains, checked against hand-computed values."""
+"""Ranking metrics with graded gains, and rankings from scores, checked by hand."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from clicktune.evaluation.metrics import (
@@ -13,6 +14,7 @@ from clicktune.evaluation.metrics import (
     ranking_metrics,
     recall_at_k,
 )
+from clicktune.evaluation.retrieval import top_k
 
 
 def test_ndcg_uses_the_weights_as_gains() -> None:
@@ -48,3 +50,26 @@ def test_ranking_metrics_average_over_judged_queries() -> None:
     assert metrics["recall_at_100"] == 1.0
     assert metrics["ndcg_at_10"] == pytest.approx((1.0 + 1 / math.log2(3)) / 2)
     assert ranking_metrics({"q": ["a"]}, {}) == dict.fromkeys(METRIC_NAMES, 0.0)
+
+
+def test_top_k_orders_best_first() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [1.0, 0.0, 0.2, 0.3]])
+    assert top_k(scores, ["a", "b", "c", "d"], 3) == [["b", "d", "c"], ["a", "d", "c"]]
+    assert top_k(scores, ["a", "b", "c", "d"], 10)[0] == ["b", "d", "c", "a"]
+
+
+def test_ranking_metrics_on_a_hand_computed_example() -> None:
+    doc_ids = [f"d{i}" for i in range(12)]
+    qrels = {"q1": {"d1": 2, "d0": 0}, "q2": {"d11": 1}}
+    scores = np.array([np.linspace(1, 0, 12), np.linspace(1, 0, 12)])
+    rankings = dict(zip(["q1", "q2"], top_k(scores, doc_ids, 100), strict=True))
+    metrics = ranking_metrics(rankings, qrels, all_judged=True)
+    # q1: the grade-2 document at rank 2; q2: the only relevant document at rank 12.
+    assert metrics["ndcg_at_10"] == pytest.approx((1 / np.log2(3)) / 2)
+    assert metrics["mrr_at_10"] == pytest.approx(0.5 / 2)
+    assert metrics["recall_at_100"] == pytest.approx(1.0)
+
+
+def test_ranking_metrics_refuse_queries_without_relevant_documents() -> None:
+    with pytest.raises(ValueError):
+        ranking_metrics({"q": ["a", "b"]}, {"q": {"a": 0}}, all_judged=True)

@@ -11,7 +11,7 @@ from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings
 
 GOOD = '''
-from clicktune.methods.base import FineTuningMethod, MethodMeta
+from clicktune import FineTuningMethod, MethodMeta, TaskResult
 
 
 class Helper:
@@ -23,6 +23,9 @@ class Good(FineTuningMethod):
 
     def describe(self):
         return {{**super().describe(), "hyperparameters": {{"alpha": {{"type": "float"}}}}}}
+
+    def run(self, context):
+        return TaskResult(promoted=False)
 '''
 
 
@@ -53,26 +56,32 @@ def test_plugins_folder_loads_methods_and_reports_broken_files(tmp_path: Path) -
         plugins,
         "e_bad_init.py",
         """
-        from clicktune.methods.base import FineTuningMethod, MethodMeta
+        from clicktune import FineTuningMethod, MethodMeta, TaskResult
 
         class NeedsArgs(FineTuningMethod):
             meta = MethodMeta(name="Needs Args", version="1", description="")
 
             def __init__(self, required):
                 self.required = required
+
+            def run(self, context):
+                return TaskResult()
         """,
     )
     _write(
         plugins,
         "f_bad_describe.py",
         """
-        from clicktune.methods.base import FineTuningMethod, MethodMeta
+        from clicktune import FineTuningMethod, MethodMeta, TaskResult
 
         class BadDescribe(FineTuningMethod):
             meta = MethodMeta(name="Bad Describe", version="1", description="")
 
             def describe(self):
                 raise KeyError("oops")
+
+            def run(self, context):
+                return TaskResult()
         """,
     )
     _write(plugins, "notes.txt", "not python")
@@ -110,3 +119,21 @@ def test_plugin_cannot_shadow_the_default_method(tmp_path: Path) -> None:
     registry = load_registry(_settings(tmp_path, plugins))
     assert type(registry.get("Default Fine Tuning Method")).__name__ == "DefaultFineTuningMethod"
     assert "duplicate method name" in registry.errors[0].message
+
+
+def test_a_method_without_run_is_reported(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    _write(
+        plugins,
+        "no_run.py",
+        """
+        from clicktune import FineTuningMethod, MethodMeta
+
+        class NoRun(FineTuningMethod):
+            meta = MethodMeta(name="No Run", version="1", description="")
+        """,
+    )
+    registry = load_registry(_settings(tmp_path, plugins))
+    assert "No Run" not in registry.names()
+    assert [e.message for e in registry.errors] == ["NoRun does not implement run"]

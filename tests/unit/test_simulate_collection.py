@@ -1,4 +1,4 @@
-"""Collection loading, the benchmark's query split, simulated sessions and ranking metrics."""
+"""Collection loading, the benchmark's query split and simulated sessions."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.metrics import ranking_metrics
-from clicktune.simulate.retrieval import top_k_ids
 from clicktune.simulate.sessions import simulate_sessions
 
 
@@ -136,28 +131,6 @@ def test_simulated_sessions_are_seeded_and_carry_request_bodies(tmp_path: Path) 
     assert line["is_irrelevant"] == clicked.outcome.irrelevant
     silent = next(s for s in sessions if not s.outcome.interactions)
     assert silent.events_body() is None
-
-
-def test_top_k_ids_orders_best_first() -> None:
-    scores = np.array([[0.1, 0.9, 0.5, 0.7], [1.0, 0.0, 0.2, 0.3]])
-    assert top_k_ids(scores, ["a", "b", "c", "d"], 3) == [["b", "d", "c"], ["a", "d", "c"]]
-    assert top_k_ids(scores, ["a", "b", "c", "d"], 10)[0] == ["b", "d", "c", "a"]
-
-
-def test_ranking_metrics_on_a_hand_computed_example() -> None:
-    doc_ids = [f"d{i}" for i in range(12)]
-    qrels = {"q1": {"d1": 2, "d0": 0}, "q2": {"d11": 1}}
-    scores = np.array([np.linspace(1, 0, 12), np.linspace(1, 0, 12)])
-    metrics = ranking_metrics(scores, doc_ids, ["q1", "q2"], qrels)
-    # q1: the grade-2 document at rank 2; q2: the only relevant document at rank 12.
-    assert metrics["ndcg_at_10"] == pytest.approx((1 / np.log2(3)) / 2)
-    assert metrics["mrr_at_10"] == pytest.approx(0.5 / 2)
-    assert metrics["recall_at_100"] == pytest.approx(1.0)
-
-
-def test_ranking_metrics_refuse_queries_without_relevant_documents() -> None:
-    with pytest.raises(ValueError):
-        ranking_metrics(np.zeros((1, 2)), ["a", "b"], ["q"], {"q": {"a": 0}})
 
 
 def test_subset_keeps_judged_documents_and_draws_distractors(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clicktune.methods.base import TaskFailed
+from clicktune import TaskFailed
 from clicktune.training.datasets import column_names, training_rows
 from clicktune.training.examples import (
     LabelConfig,

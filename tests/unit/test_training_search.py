@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clicktune.methods.base import InvalidHyperparameter
+from clicktune import InvalidHyperparameter
 from clicktune.methods.default import DefaultFineTuningMethod
 from clicktune.training.search import HyperparameterSearch, first_trial_sets, params_hash
 from clicktune.training.search_space import (

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clicktune.logs import get_logger
+from clicktune.store.clickstream import ClickstreamError
 
 log = get_logger(__name__)
 
@@ -24,6 +25,11 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.param = param
+
+
+def store_error(error: ClickstreamError, status: int) -> ApiError:
+    """A store's refusal (it carries the contract's code) as this endpoint answers it."""
+    return ApiError(status, error.code, error.message, error.param)
 
 
 def error_body(code: str, message: str, param: str | None = None) -> dict[str, Any]:

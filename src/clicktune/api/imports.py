@@ -93,18 +93,17 @@ class ClickstreamImport:
 
         good, errors = _parse_lines(lines, SessionImportIn, check, self.settings)
         if good:
-            result = import_sessions(
-                self.engine,
-                [
-                    ImportLine(
-                        line=number,
-                        session=line.to_new_session(),
-                        events=[event.to_new_event() for event in line.events],
-                        is_irrelevant=line.is_irrelevant,
-                    )
-                    for number, line in good
-                ],
-            )
+            lines_to_store = [
+                ImportLine(
+                    line=number,
+                    session=line.to_new_session(),
+                    events=[event.to_new_event() for event in line.events],
+                    is_irrelevant=line.is_irrelevant,
+                )
+                for number, line in good
+            ]
+            with write_transaction(self.engine) as conn:
+                result = import_sessions(conn, lines_to_store)
             self.sessions += result.sessions
             self.events += result.events
             self.duplicates += result.duplicates

@@ -1,7 +1,10 @@
-"""Ranking metrics over graded judgements (the positives' weights are the gains).
+"""Ranking metrics over graded judgements: the one implementation every figure comes from.
 
-sentence-transformers' `InformationRetrievalEvaluator` only knows binary relevance, so nDCG with
-graded gains is computed here; the other metrics follow the usual definitions.
+The task's evaluation, the simulator, the demo and `bench/quality.py` all score rankings here, so
+a benchmark figure and a task figure mean the same thing. Gains are the grades as given (linear,
+as trec_eval and BEIR use them); Recall and MRR count a document relevant when its grade is above
+0, and an unjudged document is not relevant. The values agree with trec_eval's `ndcg_cut_10`,
+`recall_100` and reciprocal rank cut at 10 (a test checks them against `ir_measures`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,17 @@ import numpy as np
 
 METRIC_NAMES = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100")
 MAX_K = 100
+"""The deepest cut of any metric: rankings longer than this are not looked at."""
+
+Qrels = Mapping[str, Mapping[str, float]]
+"""Query id → document id → grade."""
+
+_DISCOUNTS = 1.0 / np.log2(np.arange(2, MAX_K + 2))
 
 
 def ndcg_at_k(ranking: Sequence[str], gains: Mapping[str, float], k: int) -> float:
     """nDCG@k with linear gains: sum(gain / log2(rank + 1)) over the ideal ordering's sum."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    discounts = _DISCOUNTS if k <= MAX_K else 1.0 / np.log2(np.arange(2, k + 2))
     dcg = float(sum(gains.get(oid, 0.0) * discounts[i] for i, oid in enumerate(ranking[:k])))
     ideal = np.sort(np.fromiter(gains.values(), dtype=float))[::-1][:k]
     idcg = float(np.dot(ideal, discounts[: len(ideal)]))
@@ -24,6 +33,7 @@ def ndcg_at_k(ranking: Sequence[str], gains: Mapping[str, float], k: int) -> flo
 
 
 def mrr_at_k(ranking: Sequence[str], gains: Mapping[str, float], k: int) -> float:
+    """The reciprocal rank of the first relevant document within the top k (0 without one)."""
     for rank, oid in enumerate(ranking[:k], start=1):
         if gains.get(oid, 0.0) > 0:
             return 1.0 / rank
@@ -37,17 +47,53 @@ def recall_at_k(ranking: Sequence[str], gains: Mapping[str, float], k: int) -> f
     return len(relevant.intersection(ranking[:k])) / len(relevant)
 
 
-def ranking_metrics(
-    rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, float]]
-) -> dict[str, float]:
-    """The mean of each metric over the queries that have judgements."""
-    judged = [qid for qid in rankings if any(g > 0 for g in qrels.get(qid, {}).values())]
-    if not judged:
-        return dict.fromkeys(METRIC_NAMES, 0.0)
-    per_metric = {
-        "ndcg_at_10": [ndcg_at_k(rankings[q], qrels[q], 10) for q in judged],
-        "mrr_at_10": [mrr_at_k(rankings[q], qrels[q], 10) for q in judged],
-        "recall_at_10": [recall_at_k(rankings[q], qrels[q], 10) for q in judged],
-        "recall_at_100": [recall_at_k(rankings[q], qrels[q], 100) for q in judged],
+def query_metrics(ranking: Sequence[str], gains: Mapping[str, float]) -> dict[str, float]:
+    """Every metric of `METRIC_NAMES` for one query's ranking."""
+    return {
+        "ndcg_at_10": ndcg_at_k(ranking, gains, 10),
+        "mrr_at_10": mrr_at_k(ranking, gains, 10),
+        "recall_at_10": recall_at_k(ranking, gains, 10),
+        "recall_at_100": recall_at_k(ranking, gains, 100),
     }
-    return {name: float(np.mean(values)) for name, values in per_metric.items()}
+
+
+def is_judged(gains: Mapping[str, float] | None) -> bool:
+    """Whether a query has a relevant document: only such queries are scored."""
+    return bool(gains) and any(grade > 0 for grade in gains.values())
+
+
+def per_query_metrics(
+    rankings: Mapping[str, Sequence[str]], qrels: Qrels, *, all_judged: bool = False
+) -> dict[str, dict[str, float]]:
+    """Each judged query's metrics (a query with no relevant document is left out).
+
+    `all_judged`: raise `ValueError` instead of leaving a query out, for query sets that must be
+    fully judged (a benchmark's test queries): a silently skipped query would shift the mean.
+    """
+    scored = {}
+    for query_id, ranking in rankings.items():
+        gains = qrels.get(query_id)
+        if not is_judged(gains):
+            if all_judged:
+                raise ValueError(f"query {query_id!r} has no relevant document to score against")
+            continue
+        assert gains is not None
+        scored[query_id] = query_metrics(ranking, gains)
+    return scored
+
+
+def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The mean of each metric over the queries (0 for every metric when there are none)."""
+    if not per_query:
+        return dict.fromkeys(METRIC_NAMES, 0.0)
+    return {
+        name: float(np.mean([values[name] for values in per_query.values()]))
+        for name in METRIC_NAMES
+    }
+
+
+def ranking_metrics(
+    rankings: Mapping[str, Sequence[str]], qrels: Qrels, *, all_judged: bool = False
+) -> dict[str, float]:
+    """The mean of each metric over the judged queries (see `per_query_metrics`)."""
+    return mean_metrics(per_query_metrics(rankings, qrels, all_judged=all_judged))

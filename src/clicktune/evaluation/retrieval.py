@@ -1,106 +1,207 @@
-"""The test-split evaluator: rank the whole test pool for every held-out query by cosine similarity.
+"""Retrieval over a corpus, and the evaluator that scores a model by it.
 
-A sentence-transformers evaluator, so the trainer calls it at each evaluation step; it remembers
-its last metrics and the time it spent (the training-overhead benchmark subtracts that time), and
-checks for cancel between chunks of the pool (a large pool takes a while on a CPU).
+One dense retriever ranks for the task's evaluation (the test pool, every evaluation step), the
+simulator's serving model, the demo and `bench/quality.py` (the whole corpus, its encodings cached
+on disk, since encoding a corpus is the dominant cost on a CPU). Rankings break ties between equal
+scores as trec_eval does (document id, descending), so a ranking does not depend on the order of
+the corpus, and metrics computed here agree with trec_eval's.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.evaluation import BaseEvaluator
+import numpy as np
 
-from clicktune.evaluation.metrics import MAX_K, ranking_metrics
-from clicktune.methods.base import TaskCanceled
-from clicktune.training.precision import bf16_autocast
+from clicktune.device import bf16_autocast
+from clicktune.errors import TaskCanceled
+from clicktune.evaluation.metrics import MAX_K, Qrels, ranking_metrics
 
-MAIN_METRIC = "ndcg_at_10"
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+MODEL_FILES = ("modules.json", "sentence_bert_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
-class RetrievalEvaluator(BaseEvaluator):
-    """nDCG@10 (graded), MRR@10, Recall@10 and Recall@100 of held-out queries over the pool."""
+def model_fingerprint(model_dir: Path | str) -> str:
+    """A digest of a sentence-transformers folder's weights and module layout."""
+    root = Path(model_dir)
+    digest = hashlib.sha256()
+    files = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file() and (path.suffix in WEIGHT_SUFFIXES or path.name in MODEL_FILES)
+    )
+    if not files:
+        raise FileNotFoundError(f"no sentence-transformers model files under {root}")
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+class TopK:
+    """The k best documents of each query, kept while score chunks of the corpus arrive.
+
+    Order: score descending, then document id descending (trec_eval's). Exact whatever the
+    chunking, because every merge keeps the top k under that total order.
+    """
+
+    def __init__(self, queries: int, k: int, doc_ids: Sequence[str]) -> None:
+        self.k = k
+        self.doc_ids = doc_ids
+        # tie_rank[j]: where document j stands among all ids sorted descending.
+        order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__, reverse=True)
+        self.tie_rank = np.empty(len(doc_ids), dtype=np.int64)
+        self.tie_rank[order] = np.arange(len(doc_ids))
+        self.scores = np.empty((queries, 0), dtype=np.float32)
+        self.index = np.empty((queries, 0), dtype=np.int64)
+
+    def add(self, scores: np.ndarray, offset: int) -> None:
+        """Scores of documents `offset … offset + scores.shape[1] - 1` for every query."""
+        columns = np.arange(offset, offset + scores.shape[1], dtype=np.int64)
+        merged_scores = np.concatenate([self.scores, scores.astype(np.float32, copy=False)], 1)
+        merged_index = np.concatenate([self.index, np.broadcast_to(columns, scores.shape)], axis=1)
+        k = min(self.k, merged_scores.shape[1])
+        kept_scores = np.empty((len(merged_scores), k), dtype=np.float32)
+        kept_index = np.empty((len(merged_scores), k), dtype=np.int64)
+        for row, (row_scores, row_index) in enumerate(
+            zip(merged_scores, merged_index, strict=True)
+        ):
+            # Everything tied with the k-th best score competes on the tie rule.
+            threshold = np.partition(row_scores, len(row_scores) - k)[len(row_scores) - k]
+            candidates = np.flatnonzero(row_scores >= threshold)
+            order = np.lexsort((self.tie_rank[row_index[candidates]], -row_scores[candidates]))[:k]
+            kept_scores[row] = row_scores[candidates[order]]
+            kept_index[row] = row_index[candidates[order]]
+        self.scores, self.index = kept_scores, kept_index
+
+    def ids(self) -> list[list[str]]:
+        return [[self.doc_ids[j] for j in row] for row in self.index.tolist()]
+
+
+def top_k(scores: np.ndarray, doc_ids: Sequence[str], k: int) -> list[list[str]]:
+    """The ids of each row's `k` best-scored documents, best first (ties as `TopK`)."""
+    best = TopK(len(scores), k, doc_ids)
+    best.add(scores, 0)
+    return best.ids()
+
+
+class DenseRetriever:
+    """Cosine-similarity retrieval over a corpus (`id → text`) with one model.
+
+    With `cache_path`, the corpus is encoded once and its embeddings kept in memory and on disk;
+    without, it is encoded a chunk at a time for each search (memory bounded by the chunk), and
+    `is_canceled` is checked between chunks.
+    """
 
     def __init__(
         self,
-        queries: Mapping[str, str],
-        qrels: Mapping[str, Mapping[str, float]],
-        pool: Mapping[str, str],
+        model: SentenceTransformer,
+        corpus: Mapping[str, str],
+        *,
         batch_size: int = 64,
         chunk_size: int = 1024,
-        is_canceled: Callable[[], bool] = lambda: False,
         bf16: bool = False,
+        cache_path: Path | None = None,
+        is_canceled: Callable[[], bool] = lambda: False,
+        show_progress: bool = False,
     ) -> None:
-        super().__init__()
-        self.bf16 = bf16
-        self.is_canceled = is_canceled
-        self.query_ids = [qid for qid in queries if qrels.get(qid)]
-        self.query_texts = [queries[qid] for qid in self.query_ids]
-        self.qrels = qrels
-        self.pool_ids = list(pool)
-        self.pool_texts = [pool[oid] for oid in self.pool_ids]
+        self.model = model
+        self.doc_ids = list(corpus)
+        self.texts = [corpus[doc_id] for doc_id in self.doc_ids]
         self.batch_size = batch_size
         self.chunk_size = chunk_size
-        self.primary_metric = MAIN_METRIC
-        self.last_metrics: dict[str, float] = {}
-        self.seconds = 0.0
+        self.bf16 = bf16
+        self.cache_path = cache_path
+        self.is_canceled = is_canceled
+        self.show_progress = show_progress
+        self._corpus: np.ndarray | None = None
 
-    def __call__(
-        self,
-        model: SentenceTransformer,
-        output_path: str | None = None,
-        epoch: float = -1,
-        steps: int = -1,
-        *args: Any,
-        **kwargs: Any,
-    ) -> dict[str, float]:
-        started = time.perf_counter()
-        metrics = ranking_metrics(self.rankings(model), self.qrels)
-        self.seconds += time.perf_counter() - started
-        self.last_metrics = dict(metrics)  # the trainer renames the returned dict's keys in place
-        return metrics
+    def search(self, queries: Sequence[str], k: int = MAX_K) -> list[list[str]]:
+        """The ids of the `k` best documents of each query, best first."""
+        encoded = self._encode(list(queries), query=True)
+        best = TopK(len(encoded), k, self.doc_ids)
+        for start, chunk in self._corpus_chunks():
+            best.add(encoded @ chunk.T, start)
+        return best.ids()
 
-    def rankings(self, model: SentenceTransformer) -> dict[str, list[str]]:
-        """Each query's top `MAX_K` pool items, best first (ties by object id)."""
-        with torch.inference_mode():
-            queries = self._encode(model, self.query_texts)
-            best_scores = torch.full((len(queries), 0), float("-inf"), device=queries.device)
-            best_index = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
-            for start in range(0, len(self.pool_texts), self.chunk_size):
-                if self.is_canceled():
-                    raise TaskCanceled("canceled during evaluation")
-                chunk = self._encode(model, self.pool_texts[start : start + self.chunk_size])
-                scores = torch.cat([best_scores, queries @ chunk.T], dim=1)
-                index = torch.cat(
-                    [
-                        best_index,
-                        torch.arange(start, start + len(chunk), device=queries.device).expand(
-                            len(queries), -1
-                        ),
-                    ],
-                    dim=1,
-                )
-                k = min(MAX_K, scores.shape[1])
-                best_scores, picked = torch.topk(scores, k, dim=1)
-                best_index = index.gather(1, picked)
-        rankings = {}
-        for row, qid in enumerate(self.query_ids):
-            pairs = zip(best_scores[row].tolist(), best_index[row].tolist(), strict=True)
-            ordered = sorted(pairs, key=lambda pair: (-pair[0], self.pool_ids[pair[1]]))
-            rankings[qid] = [self.pool_ids[i] for _score, i in ordered]
-        return rankings
+    def corpus_embeddings(self) -> np.ndarray:
+        """The whole corpus encoded (loaded from `cache_path` when it is there)."""
+        if self._corpus is not None:
+            return self._corpus
+        if self.cache_path is not None and self.cache_path.exists():
+            self._corpus = np.load(self.cache_path)
+            return self._corpus
+        self._corpus = self._encode(self.texts, query=False, show_progress=self.show_progress)
+        if self.cache_path is not None:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.cache_path.with_suffix(".partial.npy")
+            np.save(partial, self._corpus)
+            partial.replace(self.cache_path)
+        return self._corpus
 
-    def _encode(self, model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
-        with bf16_autocast(model.device.type, self.bf16):
-            embeddings = model.encode(
+    def _corpus_chunks(self) -> Any:
+        cached = self.cache_path is not None
+        for start in range(0, len(self.texts), self.chunk_size):
+            if self.is_canceled():
+                raise TaskCanceled("canceled during retrieval")
+            if cached:
+                yield start, self.corpus_embeddings()[start : start + self.chunk_size]
+            else:
+                yield start, self._encode(self.texts[start : start + self.chunk_size], query=False)
+
+    def _encode(self, texts: list[str], *, query: bool, show_progress: bool = False) -> np.ndarray:
+        encode = self.model.encode_query if query else self.model.encode_document
+        with bf16_autocast(self.model.device.type, self.bf16):
+            embeddings = encode(
                 texts,
                 batch_size=self.batch_size,
-                convert_to_tensor=True,
                 normalize_embeddings=True,
-                show_progress_bar=False,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
             )
-        return embeddings.float()
+        return np.asarray(embeddings, dtype=np.float32)
+
+
+class Bm25Retriever:
+    """Lexical reference line (bm25s; k1=0.9, b=0.4 as Anserini's defaults, English stopwords)."""
+
+    def __init__(self, corpus: Mapping[str, str], k1: float = 0.9, b: float = 0.4) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self.doc_ids = list(corpus)
+        self.index = bm25s.BM25(k1=k1, b=b)
+        self.index.index(self._tokenize([corpus[d] for d in self.doc_ids]), show_progress=False)
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        return self._bm25s.tokenize(
+            list(texts), stopwords="en", return_ids=False, show_progress=False
+        )
+
+    def search(self, queries: Sequence[str], k: int = MAX_K) -> list[list[str]]:
+        """BM25's `k` best documents of each query; a query of stopwords only scores 0."""
+        empty = np.zeros(len(self.doc_ids), dtype=np.float32)
+        scores = np.stack(
+            [
+                self.index.get_scores(tokens) if tokens else empty
+                for tokens in self._tokenize(queries)
+            ]
+        )
+        return top_k(scores, self.doc_ids, k)
+
+
+def retrieval_metrics(
+    retriever: DenseRetriever | Bm25Retriever, queries: Mapping[str, str], qrels: Qrels
+) -> dict[str, float]:
+    """Mean metrics of every query (`id → text`) over the retriever's corpus; each query must
+    have a relevant document (a benchmark's held-out queries are fully judged)."""
+    rankings = retriever.search(list(queries.values()), MAX_K)
+    return ranking_metrics(dict(zip(queries, rankings, strict=True)), qrels, all_judged=True)

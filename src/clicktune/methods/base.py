@@ -2,18 +2,19 @@
 
 A method is a class with `meta` and a `run` that turns one task (a released batch) into a result.
 The worker owns the lifecycle (claim, lease, status); the method owns the work and reports through
-the `TaskContext` it is given. Importing this module must stay cheap: no torch.
+the `TaskContext` it is given, which is also its only way to the batch and the catalog. Importing
+this module must stay cheap: no torch.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import Engine
-
+from clicktune.errors import InvalidHyperparameter, TaskCanceled
 from clicktune.settings import Settings
 
 
@@ -24,28 +25,6 @@ class MethodMeta:
     name: str
     version: str
     description: str
-
-
-class InvalidHyperparameter(ValueError):
-    """A task fixed a hyperparameter the method does not have, or a value it cannot take."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-
-
-class TaskCanceled(Exception):
-    """Raised inside a method when the context reports the task was canceled (or its lease lost)."""
-
-
-class TaskFailed(Exception):
-    """A method's deliberate failure: ends the task `error` with this code and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -76,7 +55,6 @@ class TaskContext(abc.ABC):
 
     task: TaskSpec
     settings: Settings
-    engine: Engine
     work_dir: Path
 
     @abc.abstractmethod
@@ -92,11 +70,19 @@ class TaskContext(abc.ABC):
         """Replace the task's `progress` (stage, runs_total, runs_done, current_run, percent)."""
 
     @abc.abstractmethod
-    def run_pipeline(self, method: FineTuningMethod) -> TaskResult:
-        """Run the standard eight-step iteration (PIPELINE.md) with `method`'s hooks.
+    def iter_sessions(self) -> Iterator[dict[str, Any]]:
+        """The task's batch as frozen at its release, streamed in session order.
 
-        The worker provides it, so methods never import the worker.
+        Each session: `session_id`, `session_number`, `search_query`, `search_results` (in the
+        order shown, each `{object_id, rank, meta}`), `search_meta`, `user_id`, `created_at`,
+        `is_irrelevant` and its `events` (`event_id`, `object_id`, `event_type`, `created_at`,
+        `meta`).
         """
+
+    @abc.abstractmethod
+    def items(self, object_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The catalog's items among `object_ids` (`{object_id, text, fields, meta}`); unknown
+        ids are absent."""
 
     @abc.abstractmethod
     def add_event(
@@ -136,9 +122,6 @@ class FineTuningMethod(abc.ABC):
             )
         return hyperparameters
 
+    @abc.abstractmethod
     def run(self, context: TaskContext) -> TaskResult:
-        """Do the task's work; raise `TaskCanceled` or `TaskFailed` to end it otherwise.
-
-        By default the standard iteration; a method with a different kind of work overrides this.
-        """
-        return context.run_pipeline(self)
+        """Do the task's work; raise `TaskCanceled` or `TaskFailed` to end it otherwise."""

@@ -1,10 +1,10 @@
 """The text-to-text embedding method family: configuration and the hooks a plugin overrides.
 
-The standard iteration (worker/pipeline.py) drives these hooks; a plugin subclasses
-`EmbeddingFineTuningMethod` (or the default method), sets `meta` and `config`, and overrides only
-what differs: the initial model, where item texts come from, how a session becomes labels, the
-loss, the training arguments. The API imports this module, so torch and friends are imported
-inside the hooks, never at module level.
+`run` is the standard iteration (`methods/iteration.py`), which drives these hooks; a plugin
+subclasses `EmbeddingFineTuningMethod` (or the default method), sets `meta` and `config`, and
+overrides only what differs: the initial model, where item texts come from, how a session becomes
+labels, the loss, the training arguments. The API imports this module, so torch and friends are
+imported inside the hooks, never at module level.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clicktune.evaluation.metrics import METRIC_NAMES
-from clicktune.methods.base import FineTuningMethod, TaskContext
+from clicktune.methods.base import FineTuningMethod, TaskContext, TaskResult
+from clicktune.methods.iteration import run_iteration
 from clicktune.training.examples import LabelConfig, PreparedData, SessionLabels, label_session
 from clicktune.training.search_space import (
     CategoricalParam,
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
         SentenceTransformerTrainingArguments,
     )
 
-    from clicktune.evaluation.retrieval import RetrievalEvaluator
-    from clicktune.training.trainer import RunObserver, TrainOutcome
+    from clicktune.evaluation.evaluator import RetrievalEvaluator
+    from clicktune.training.trainer import RunCallback, TrainOutcome
 
 
 def default_search_space() -> dict[str, ParamSpec]:
@@ -144,16 +145,16 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
     def validate_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         return validate_params(self.config.search_space, hyperparameters)
 
+    def run(self, context: TaskContext) -> TaskResult:
+        """The standard iteration (PIPELINE.md's eight steps) with this method's hooks."""
+        return run_iteration(self, context)
+
     # -- clickstream → examples -------------------------------------------------------------
 
     def load_items(self, context: TaskContext, object_ids: list[str]) -> dict[str, str]:
         """Texts of these objects (those with content); by default from the service catalog."""
-        from clicktune.store.items import get_items
-
-        with context.engine.connect() as conn:
-            items = get_items(conn, object_ids)
         texts = {}
-        for object_id, item in items.items():
+        for object_id, item in context.items(object_ids).items():
             text = self.item_text(item)
             if text:
                 texts[object_id] = text
@@ -193,11 +194,10 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
 
     def prepare_data(self, context: TaskContext, out_dir: Path) -> PreparedData:
         """The task's batch as examples and a split, streamed from the store."""
-        from clicktune.store.clickstream import iter_batch_sessions
         from clicktune.training.examples import prepare_examples
 
         return prepare_examples(
-            iter_batch_sessions(context.engine, context.task.batch_id, page_size=1000),
+            context.iter_sessions(),
             label=self.label_session,
             load_items=lambda ids: self.load_items(context, ids),
             out_dir=out_dir,
@@ -210,9 +210,9 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
     # -- training and evaluation ------------------------------------------------------------
 
     def uses_bf16(self) -> bool:
-        from clicktune.training.precision import native_bf16
+        from clicktune.device import use_bf16
 
-        return native_bf16() if self.config.bf16 is None else self.config.bf16
+        return use_bf16(self.config.bf16)
 
     def load_model(self, path: Path) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
@@ -225,12 +225,13 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
     def make_evaluator(
         self, data: PreparedData, is_canceled: Callable[[], bool] = lambda: False
     ) -> RetrievalEvaluator:
-        from clicktune.evaluation.retrieval import RetrievalEvaluator
+        from clicktune.evaluation.evaluator import RetrievalEvaluator
 
         return RetrievalEvaluator(
             data.test_queries,
             data.test_qrels,
             data.texts,
+            main_metric=self.config.main_metric,
             batch_size=self.config.eval_batch_size,
             is_canceled=is_canceled,
             bf16=self.uses_bf16(),
@@ -261,7 +262,6 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
     ) -> SentenceTransformerTrainingArguments:
         """Trainer arguments: every search-space name that is a training argument is passed on
         (`warmup_ratio` as the ratio form of `warmup_steps`)."""
-        import torch
         from sentence_transformers.base.sampler import BatchSamplers
         from sentence_transformers.sentence_transformer.training_args import (
             SentenceTransformerTrainingArguments,
@@ -276,7 +276,10 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
         warmup = float(params.get("warmup_ratio", 0.0) or 0.0)
         if warmup > 0:
             passed["warmup_steps"] = warmup
+        from clicktune.device import default_device_type
+
         bf16 = self.uses_bf16()
+        on_cuda = default_device_type() == "cuda"
         return SentenceTransformerTrainingArguments(
             output_dir=str(output_dir),
             batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -288,9 +291,9 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
             per_device_eval_batch_size=self.config.eval_batch_size,
             seed=self.config.seed,
             disable_tqdm=True,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            dataloader_pin_memory=on_cuda,
             bf16=bf16,
-            use_cpu=bf16 and not torch.cuda.is_available(),
+            use_cpu=bf16 and not on_cuda,
             **passed,
         )
 
@@ -304,10 +307,12 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
         data: PreparedData,
         params: Mapping[str, Value],
         run_dir: Path,
-        evaluator: RetrievalEvaluator,
-        observer: RunObserver,
+        callback: RunCallback,
     ) -> TrainOutcome:
-        """Train one run from the starting model; the trained model is saved to `run_dir/model`."""
+        """Train one run from the starting model; the trained model is saved to `run_dir/model`.
+
+        `callback` carries the run's evaluator and its line to the task (cancel, progress,
+        metrics); pass it to `train_model`."""
         from clicktune.training.trainer import train_model
 
         model = self.load_model(start_model)
@@ -316,9 +321,7 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
             self.train_dataset(data, params, run_dir.parent / "datasets"),
             self.build_loss(model, params),
             self.training_arguments(params, run_dir / "checkpoints"),
-            evaluator,
-            observer,
-            self.config.checkpoint_every_s,
+            callback,
         )
         model.save(str(run_dir / "model"))
         return outcome

@@ -59,6 +59,10 @@ class MethodRegistry:
         if not isinstance(meta, MethodMeta):
             self.report(source, f"{cls.__qualname__} has no `meta` (a MethodMeta)")
             return
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            self.report(source, f"{cls.__qualname__} does not implement {missing}")
+            return
         if meta.name in self.methods:
             self.report(
                 source,
@@ -120,7 +124,6 @@ def _load_folder(registry: MethodRegistry, folder: Path) -> None:
             if cls.__module__ == module.__name__
             and issubclass(cls, FineTuningMethod)
             and "meta" in vars(cls)
-            and not inspect.isabstract(cls)
         ]
         for cls in classes:
             registry.add(cls, f"{path}:{cls.__qualname__}")

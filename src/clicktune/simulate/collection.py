@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +48,13 @@ class Collection:
     @property
     def max_grade(self) -> int:
         return max(grade for judged in self.qrels.values() for grade in judged.values())
+
+    def corpus(self) -> dict[str, str]:
+        """Every document's content by id: what a retriever ranks."""
+        return {document.id: document.content for document in self.documents}
+
+    def query_texts(self, query_ids: Iterable[str]) -> dict[str, str]:
+        return {query_id: self.queries[query_id].text for query_id in query_ids}
 
     def fingerprint(self) -> str:
         """Changes whenever any document's id or content changes (cache key of encodings)."""

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,17 +22,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.evaluation.retrieval import retrieval_metrics
 from clicktune.ids import new_id
 from clicktune.methods.default import DefaultFineTuningMethod
 from clicktune.methods.embedding import default_first_trials
 from clicktune.settings import Settings
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.metrics import ranking_metrics
 from clicktune.simulate.senders import load_items, send_sessions
-from clicktune.simulate.serving import bundled_collection_path, dense_retriever, packaged_base_model
+from clicktune.simulate.service import ServiceNotStarted, running
+from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, packaged_base_model
 from clicktune.simulate.sessions import simulate_sessions
 from clicktune.simulate.traffic import SimulationFailed, progress_bar
+from clicktune.status import TaskStatus
 
 METHOD = DefaultFineTuningMethod.meta.name
 QUICK_QUERIES = 36
@@ -47,7 +47,6 @@ FULL_HYPERPARAMETERS = dict(default_first_trials()[0])
 """The full demo fixes the default method's first trial too, so its task is one training run: a
 search over the default four runs took 13 of the demo's 20 minutes on 2 AVX2 cores (no native
 bfloat16) and its held-out click check does not pick the better model anyway (README)."""
-START_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -73,44 +72,16 @@ def service(options: DemoOptions, settings: Settings, console: Console) -> Itera
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     log_path = settings.data_dir / "demo-service.log"
     console.print(f"starting the service (clicktune up; log {log_path})")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "clicktune", "up"],
-            env=os.environ.copy(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_until_up(options.url, process, log_path)
+    try:
+        with running("up", os.environ, options.url, log=log_path) as process:
             yield
             if options.stay:
                 console.print("the service keeps running; Ctrl-C stops it")
                 process.wait()
-        except KeyboardInterrupt:
-            console.print("stopping the service")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with ClicktuneClient(url, timeout=5.0) as client:
-        while True:
-            if process.poll() is not None:
-                raise SimulationFailed(f"the service exited during start-up; see {log_path}")
-            try:
-                client.ping()
-                return
-            except (httpx.HTTPError, ClicktuneError) as exc:
-                if time.monotonic() > deadline:
-                    raise SimulationFailed(f"the service did not answer at {url}: {exc}") from exc
-                time.sleep(0.5)
+    except ServiceNotStarted as exc:
+        raise SimulationFailed(str(exc)) from exc
+    except KeyboardInterrupt:
+        console.print("stopping the service")
 
 
 def demo_collection(quick: bool, seed: int) -> Collection:
@@ -159,7 +130,9 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
     started = time.monotonic()
     collection = demo_collection(options.quick, options.seed)
     train, test = collection.split(options.seed)
-    cache = settings.data_dir / "simulate" / "embeddings"
+    encoding = CorpusEncoding(
+        settings.data_dir / "simulate" / "embeddings", options.max_seq_length, options.bf16
+    )
     console.rule("clicktune demo")
     console.print(
         f"catalog: {len(collection.documents)} products (Amazon ESCI, Apache-2.0); "
@@ -173,14 +146,7 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
 
         console.print("the base model ranks the catalog (encoded once, then cached)")
         base_dir = packaged_base_model()
-        base = dense_retriever(
-            base_dir,
-            collection,
-            cache_dir=cache,
-            max_seq_length=options.max_seq_length,
-            bf16=options.bf16,
-            show_progress=True,
-        )
+        base = encoding.retriever(base_dir, collection, show_progress=True)
         sessions = list(
             simulate_sessions(
                 collection,
@@ -208,7 +174,7 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
         )
         console.print(f"fine-tuning task {task['id']} on batch {task['batch_id']}")
         task = follow_task(client, task["id"], console)
-        if task["status"] != "done":
+        if task["status"] != TaskStatus.DONE:
             error = task.get("error") or {}
             raise SimulationFailed(
                 f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
@@ -218,17 +184,10 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
             client.download_model(task["id"], tuned_dir)
 
         console.print("measuring both models on the held-out queries over the whole catalog")
-        tuned = dense_retriever(
-            tuned_dir,
-            collection,
-            cache_dir=cache,
-            max_seq_length=options.max_seq_length,
-            bf16=options.bf16,
-            show_progress=True,
-        )
-        texts = [collection.queries[q].text for q in test]
-        before = ranking_metrics(base.scores(texts), base.doc_ids, test, collection.qrels)
-        after = ranking_metrics(tuned.scores(texts), tuned.doc_ids, test, collection.qrels)
+        tuned = encoding.retriever(tuned_dir, collection, show_progress=True)
+        held_out = collection.query_texts(test)
+        before = retrieval_metrics(base, held_out, collection.qrels)
+        after = retrieval_metrics(tuned, held_out, collection.qrels)
         print_summary(console, task, before, after, settings, time.monotonic() - started)
 
 

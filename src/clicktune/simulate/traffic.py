@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.evaluation.retrieval import model_fingerprint
 from clicktune.ids import new_id
 from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.retrieval import model_fingerprint
 from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
-from clicktune.simulate.serving import dense_retriever, packaged_base_model
+from clicktune.simulate.serving import CorpusEncoding, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
 
 QuerySet = Literal["train", "test", "all"]
@@ -108,14 +108,10 @@ def _simulate(options: SimulateOptions, console: Console) -> None:
                 bar = progress.add_task("catalog items", total=len(collection.documents))
                 load_items(client, collection, on_chunk=lambda n: progress.advance(bar, n))
         console.print("ranking the corpus with the serving model (cached after the first time)")
-        retriever = dense_retriever(
-            model_dir,
-            collection,
-            cache_dir=options.cache_dir / "embeddings",
-            max_seq_length=options.max_seq_length,
-            bf16=options.bf16,
-            show_progress=True,
+        encoding = CorpusEncoding(
+            options.cache_dir / "embeddings", options.max_seq_length, options.bf16
         )
+        retriever = encoding.retriever(model_dir, collection, show_progress=True)
         sessions = list(
             simulate_sessions(
                 collection,

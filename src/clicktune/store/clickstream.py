@@ -11,6 +11,9 @@ Events and irrelevant marks lock their session's batch row `FOR KEY SHARE` (it d
 with a registration's counter update but does with a release) and, when the batch is already
 released, are stored flagged post-release: shown on the session, never part of the frozen batch.
 On SQLite every write transaction holds the database's write lock, which serializes all of this.
+
+Every function takes the caller's `Connection` (a write transaction for writes); a statement that
+may lose a race to a concurrent transaction runs in a savepoint and is resolved inside it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any, TypedDict
 
 from sqlalchemy import (
     Connection,
-    Engine,
     Row,
     Select,
     bindparam,
@@ -36,7 +38,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
-from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.tables import batches, events, sessions
 from clicktune.timeutil import now as current_time
 
@@ -161,6 +162,25 @@ class BatchNotFound(ClickstreamError):
         super().__init__(f"No batch with batch_id {batch_id!r}.", "batch_id")
 
 
+class BatchNotReleased(ClickstreamError):
+    code = "batch_not_released"
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"Batch {batch_id!r} is still collecting; release it first or omit batch_id.",
+            "batch_id",
+        )
+
+
+class NoCollectingBatch(ClickstreamError):
+    code = "no_collecting_batch"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No sessions were collected since the last release: there is no batch to train on."
+        )
+
+
 def content_hash(session: NewSession) -> str:
     """Fingerprint of what the client sent, deciding whether a repeated session_id is a retry."""
     canonical = json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -170,7 +190,7 @@ def content_hash(session: NewSession) -> str:
 # --- sessions -------------------------------------------------------------------------------
 
 
-def register_session(engine: Engine, session: NewSession) -> tuple[dict[str, Any], bool]:
+def register_session(conn: Connection, session: NewSession) -> tuple[dict[str, Any], bool]:
     """Store a new session in the collecting batch; a repeat with the same content is a retry.
 
     Returns the stored session and whether it was created now. Raises `SessionConflict` when the
@@ -185,18 +205,17 @@ def register_session(engine: Engine, session: NewSession) -> tuple[dict[str, Any
         "content_hash": digest,
     }
     try:
-        with write_transaction(engine) as conn:
+        with conn.begin_nested():
             row["batch_id"], row["session_number"] = _take_session_numbers(conn, 1)
             conn.execute(_INSERT_SESSIONS, row)
     except IntegrityError:
         # The insert found the session_id taken: a retry, a conflict, or a concurrent twin.
-        with read_transaction(engine) as conn:
-            stored = conn.execute(_session_query(session["session_id"])).first()
-            if stored is None:
-                raise
-            if stored.content_hash != digest:
-                raise SessionConflict(session["session_id"]) from None
-            return _session_view(stored, _session_events(conn, stored.session_id)), False
+        stored = conn.execute(_session_query(session["session_id"])).first()
+        if stored is None:
+            raise
+        if stored.content_hash != digest:
+            raise SessionConflict(session["session_id"]) from None
+        return _session_view(stored, _session_events(conn, stored.session_id)), False
     return {**_session_fields(row), "is_irrelevant": False, "events": []}, True
 
 
@@ -208,7 +227,9 @@ def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
     return _session_view(stored, _session_events(conn, session_id))
 
 
-def add_events(engine: Engine, session_id: str, new_events: Sequence[NewEvent]) -> tuple[int, int]:
+def add_events(
+    conn: Connection, session_id: str, new_events: Sequence[NewEvent]
+) -> tuple[int, int]:
     """Store events of a session, all or nothing; returns (accepted, duplicates).
 
     An event_id already stored for the session, or repeated within `new_events`, is a duplicate
@@ -216,39 +237,33 @@ def add_events(engine: Engine, session_id: str, new_events: Sequence[NewEvent]) 
     object_id is not among the session's search_results.
     """
     received_at = current_time()
-    with write_transaction(engine) as conn:
-        target = _lock_session(conn, session_id)
-        if target is None:
-            raise SessionNotFound(session_id)
-        shown = {result["object_id"] for result in target.search_results}
-        for index, event in enumerate(new_events):
-            if event["object_id"] not in shown:
-                raise UnknownObject(event["object_id"], f"events.{index}.object_id")
-        post_release = target.status == RELEASED
-        rows = _event_rows(
-            session_id, _first_of_each_event_id(new_events), post_release, received_at
-        )
-        accepted = _insert_new_events(conn, rows)
+    target = _lock_session(conn, session_id)
+    if target is None:
+        raise SessionNotFound(session_id)
+    shown = {result["object_id"] for result in target.search_results}
+    for index, event in enumerate(new_events):
+        if event["object_id"] not in shown:
+            raise UnknownObject(event["object_id"], f"events.{index}.object_id")
+    post_release = target.status == RELEASED
+    rows = _event_rows(session_id, _first_of_each_event_id(new_events), post_release, received_at)
+    accepted = _insert_new_events(conn, rows)
     return accepted, len(new_events) - accepted
 
 
-def mark_irrelevant(engine: Engine, session_id: str) -> dict[str, Any]:
+def mark_irrelevant(conn: Connection, session_id: str) -> dict[str, Any]:
     """Record that the session's user found nothing relevant; returns the session."""
-    with write_transaction(engine) as conn:
-        target = _lock_session(conn, session_id)
-        if target is None:
-            raise SessionNotFound(session_id)
-        flag = "irrelevant_post_release" if target.status == RELEASED else "is_irrelevant"
-        conn.execute(
-            update(sessions).where(sessions.c.session_id == session_id).values({flag: True})
-        )
-        view = get_session(conn, session_id)
+    target = _lock_session(conn, session_id)
+    if target is None:
+        raise SessionNotFound(session_id)
+    flag = "irrelevant_post_release" if target.status == RELEASED else "is_irrelevant"
+    conn.execute(update(sessions).where(sessions.c.session_id == session_id).values({flag: True}))
+    view = get_session(conn, session_id)
     assert view is not None
     return view
 
 
-def import_sessions(engine: Engine, lines: Sequence[ImportLine]) -> ImportResult:
-    """Store a chunk of import lines in one transaction; a line that cannot be stored is reported.
+def import_sessions(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult:
+    """Store a chunk of import lines; a line that cannot be stored is reported.
 
     A line whose session is already stored with the same content adds its events (duplicates
     ignored); with different content it is a `SessionConflict`. A line with an event on an
@@ -256,7 +271,7 @@ def import_sessions(engine: Engine, lines: Sequence[ImportLine]) -> ImportResult
     """
     for attempt in range(_RACE_RETRIES):
         try:
-            with write_transaction(engine) as conn:
+            with conn.begin_nested():
                 return _import_chunk(conn, lines)
         except IntegrityError:
             # A concurrent registration took one of these session_ids; the retry sees it stored.
@@ -514,6 +529,23 @@ def release_collecting_batch(conn: Connection, release_id: str | None) -> dict[s
     return get_batch_summary(conn, collecting.batch_id)
 
 
+def resolve_task_batch(conn: Connection, batch_id: str | None, release_id: str | None) -> str:
+    """The batch a new task trains on: `batch_id` when it is released; None releases the
+    collecting batch now (in the caller's transaction). Raises `BatchNotFound`,
+    `BatchNotReleased` or `NoCollectingBatch`."""
+    if batch_id is not None:
+        summary = get_batch_summary(conn, batch_id)
+        if summary is None:
+            raise BatchNotFound(batch_id)
+        if summary["status"] != RELEASED:
+            raise BatchNotReleased(batch_id)
+        return batch_id
+    released = release_collecting_batch(conn, release_id)
+    if released is None:
+        raise NoCollectingBatch()
+    return str(released["batch_id"])
+
+
 def get_batch_summary(conn: Connection, batch_id: str) -> dict[str, Any] | None:
     """The batch's summary; a released batch's counts are those frozen at its release."""
     row = conn.execute(select(batches).where(batches.c.batch_id == batch_id)).first()
@@ -556,20 +588,18 @@ def batch_sessions_page(
 
 
 def iter_batch_sessions(
-    engine: Engine, batch_id: str, page_size: int = 1000
+    conn: Connection, batch_id: str, page_size: int = 1000
 ) -> Iterator[dict[str, Any]]:
     """Stream a batch's frozen content in session_number order, one query page at a time.
 
     Each session: session_id, session_number, search_query, search_results, user_id, created_at,
     is_irrelevant (as frozen) and its events stored before the release. Raises `BatchNotFound`.
     """
-    with read_transaction(engine) as conn:
-        if get_batch_summary(conn, batch_id) is None:
-            raise BatchNotFound(batch_id)
+    if get_batch_summary(conn, batch_id) is None:
+        raise BatchNotFound(batch_id)
     after = 0
     while True:
-        with read_transaction(engine) as conn:
-            page = _content_page(conn, batch_id, after, page_size, events_limit=None)
+        page = _content_page(conn, batch_id, after, page_size, events_limit=None)
         yield from page
         if len(page) < page_size:
             return

@@ -95,3 +95,8 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(741852963)"))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def check_database(conn: Connection) -> None:
+    """A round trip to the database (raises when it does not answer)."""
+    conn.execute(text("SELECT 1"))

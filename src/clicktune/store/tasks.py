@@ -9,30 +9,72 @@ a worker takes over a task whose previous worker lost its lease. `claims` counts
 creation or the last restart; a task whose lease expired after `max_attempts` of them ends
 `error` / `worker_lost` instead of being claimed again. A worker that shuts down cleanly hands its
 task back (`pending`) and undoes its claim, so a shutdown costs no attempt.
+
+Every function takes the caller's `Connection`: the caller owns the transaction (a write
+transaction for anything that changes a row) and tasks come back as `Task` records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, text, update
+from sqlalchemy import Connection, Row, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
-from clicktune.store.engine import is_sqlite, read_transaction, write_transaction
+from clicktune.status import RESTARTABLE_STATUSES, TaskStatus
+from clicktune.store.clickstream import resolve_task_batch
+from clicktune.store.engine import is_sqlite
 from clicktune.store.tables import task_events, tasks
 from clicktune.timeutil import now as current_time
 
-TASK_STATUSES = ("pending", "processing", "done", "canceled", "error")
-FINISHED_STATUSES = frozenset({"done", "canceled", "error"})
-RESTARTABLE_STATUSES = frozenset({"error", "canceled"})
-
 EventLevel = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A row of the `tasks` table; times are epoch seconds."""
+
+    id: str
+    fine_tuning_method: str
+    status: TaskStatus
+    batch_id: str
+    metadata: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    idempotency_key: str | None
+    request_hash: str | None
+    attempts: int
+    claims: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    heartbeat_at: float | None
+    progress: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    best_run_id: str | None
+    best_model_uri: str | None
+    promoted: bool | None
+    mlflow_experiment: str | None
+    error: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Task:
+        values = dict(row._mapping)
+        return cls(**{**values, "status": TaskStatus(values["status"])})
+
+    @property
+    def has_model(self) -> bool:
+        """Done with a model to download and serve."""
+        return self.status is TaskStatus.DONE and self.best_model_uri is not None
+
 
 log = get_logger(__name__)
 
@@ -70,9 +112,23 @@ class EventNotFound(LookupError):
         self.event_id = event_id
 
 
+class TaskHasNoModel(LookupError):
+    """The task is not done with a model (yet, or at all)."""
+
+    def __init__(self, task: Task) -> None:
+        reason = (
+            "it is done without a model"
+            if task.status is TaskStatus.DONE
+            else f"its status is {task.status.value!r}; the model is available once it is 'done'"
+        )
+        super().__init__(f"Task {task.id!r} has no model: {reason}.")
+        self.task = task
+
+
 @dataclass(frozen=True)
 class NewTask:
-    """A validated create request; `batch_id` None means: release the collecting batch."""
+    """A validated create request; `batch_id` None means: release the collecting batch (with the
+    idempotency key as its `release_id`)."""
 
     fine_tuning_method: str
     batch_id: str | None
@@ -84,7 +140,7 @@ class NewTask:
 
 @dataclass(frozen=True)
 class CreatedTask:
-    task: dict[str, Any]
+    task: Task
     replayed: bool
 
 
@@ -94,23 +150,27 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _row(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
-
-
-def get_task(conn: Connection, task_id: str) -> dict[str, Any] | None:
+def get_task(conn: Connection, task_id: str) -> Task | None:
     row = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
-    return _row(row) if row else None
+    return Task.from_row(row) if row else None
 
 
-def _get_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+def get_task_model(conn: Connection, task_id: str) -> Task:
+    """The task, done with a model; `TaskNotFound` or `TaskHasNoModel` otherwise."""
+    task = _required(conn, task_id)
+    if not task.has_model:
+        raise TaskHasNoModel(task)
+    return task
+
+
+def _get_by_key(conn: Connection, key: str) -> Task | None:
     row = conn.execute(select(tasks).where(tasks.c.idempotency_key == key)).first()
-    return _row(row) if row else None
+    return Task.from_row(row) if row else None
 
 
-def _replay(existing: dict[str, Any], new: NewTask) -> CreatedTask:
-    if existing["request_hash"] != new.request_hash:
-        raise IdempotencyKeyReused(existing["idempotency_key"], existing["id"])
+def _replay(existing: Task, new: NewTask) -> CreatedTask:
+    if existing.request_hash != new.request_hash:
+        raise IdempotencyKeyReused(existing.idempotency_key or "", existing.id)
     return CreatedTask(existing, replayed=True)
 
 
@@ -126,49 +186,39 @@ def _lock_key(conn: Connection, key: str) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
-def create_task(
-    engine: Engine, new: NewTask, resolve_batch: Callable[[Connection, NewTask], str]
-) -> CreatedTask:
+def create_task(conn: Connection, new: NewTask) -> CreatedTask:
     """Insert a pending task, or replay the one its idempotency key already created.
 
-    `resolve_batch` runs inside the insert's transaction and returns the batch to train on (it
-    may release the collecting batch: then release and task commit or roll back together); what
-    it raises aborts the create. The unique index on `idempotency_key` is the final word on
-    concurrent repeats: the loser of an insert race re-reads and replays the winner.
+    The batch is resolved in the same transaction (it may release the collecting batch: then
+    release and task commit or roll back together); `BatchNotFound`, `BatchNotReleased` or
+    `NoCollectingBatch` abort the create. The unique index on `idempotency_key` is the final word
+    on concurrent repeats: the loser of an insert race re-reads and replays the winner.
     """
     key = new.idempotency_key
     if key is not None:
-        with read_transaction(engine) as conn:
-            existing = _get_by_key(conn, key)
+        _lock_key(conn, key)
+        existing = _get_by_key(conn, key)
         if existing is not None:
             return _replay(existing, new)
     try:
-        with write_transaction(engine) as conn:
-            if key is not None:
-                _lock_key(conn, key)
-                existing = _get_by_key(conn, key)
-                if existing is not None:
-                    return _replay(existing, new)
-            batch_id = resolve_batch(conn, new)
+        with conn.begin_nested():
+            batch_id = resolve_task_batch(conn, new.batch_id, release_id=key)
             task = _insert_task(conn, new, batch_id)
-            add_event(conn, task["id"], "task created", batch_id=batch_id)
-            return CreatedTask(task, replayed=False)
     except IntegrityError:
-        if key is None:
-            raise
-        with read_transaction(engine) as conn:
-            existing = _get_by_key(conn, key)
+        existing = _get_by_key(conn, key) if key is not None else None
         if existing is None:
             raise
         return _replay(existing, new)
+    add_event(conn, task.id, "task created", batch_id=batch_id)
+    return CreatedTask(task, replayed=False)
 
 
-def _insert_task(conn: Connection, new: NewTask, batch_id: str) -> dict[str, Any]:
+def _insert_task(conn: Connection, new: NewTask, batch_id: str) -> Task:
     at = current_time()
     values = {
         "id": new_id(),
         "fine_tuning_method": new.fine_tuning_method,
-        "status": "pending",
+        "status": TaskStatus.PENDING,
         "batch_id": batch_id,
         "metadata": new.metadata,
         "hyperparameters": new.hyperparameters,
@@ -186,11 +236,11 @@ def _insert_task(conn: Connection, new: NewTask, batch_id: str) -> dict[str, Any
 def list_tasks(
     conn: Connection,
     *,
-    status: str | None = None,
+    status: TaskStatus | None = None,
     fine_tuning_method: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Task], int]:
     """A page of tasks, newest first, and how many match in all."""
     conditions = []
     if status is not None:
@@ -205,11 +255,15 @@ def list_tasks(
         count = count.where(where)
     rows = conn.execute(page.limit(limit).offset(offset)).all()
     total = conn.execute(count).scalar_one()
-    return [_row(r) for r in rows], total
+    return [Task.from_row(r) for r in rows], total
 
 
 def _set_status(
-    conn: Connection, task_id: str, expected: str, values: dict[str, Any], owner: str | None = None
+    conn: Connection,
+    task_id: str,
+    expected: TaskStatus,
+    values: dict[str, Any],
+    owner: str | None = None,
 ) -> bool:
     """The one compare-and-set every status change goes through."""
     condition = and_(tasks.c.id == task_id, tasks.c.status == expected)
@@ -219,55 +273,49 @@ def _set_status(
     return result.rowcount == 1
 
 
-def cancel_task(engine: Engine, task_id: str) -> dict[str, Any]:
+def cancel_task(conn: Connection, task_id: str) -> Task:
     """pending or processing → canceled; a running worker notices at its next heartbeat."""
-    with write_transaction(engine) as conn:
-        while True:
-            task = get_task(conn, task_id)
-            if task is None:
-                raise TaskNotFound(task_id)
-            if task["status"] in FINISHED_STATUSES:
-                raise TaskStateConflict(task_id, task["status"])
-            at = current_time()
-            values = {"status": "canceled", "finished_at": at, "updated_at": at}
-            if _set_status(conn, task_id, task["status"], values):
-                add_event(conn, task_id, "task canceled", previous_status=task["status"])
-                return _required(conn, task_id)
+    while True:
+        task = _required(conn, task_id)
+        if task.status.finished:
+            raise TaskStateConflict(task_id, task.status)
+        at = current_time()
+        values = {"status": TaskStatus.CANCELED, "finished_at": at, "updated_at": at}
+        if _set_status(conn, task_id, task.status, values):
+            add_event(conn, task_id, "task canceled", previous_status=task.status)
+            return _required(conn, task_id)
 
 
-def restart_task(engine: Engine, task_id: str) -> dict[str, Any]:
+def restart_task(conn: Connection, task_id: str) -> Task:
     """error or canceled → pending as a new attempt, with a fresh allowance of claims."""
-    with write_transaction(engine) as conn:
-        while True:
-            task = get_task(conn, task_id)
-            if task is None:
-                raise TaskNotFound(task_id)
-            if task["status"] not in RESTARTABLE_STATUSES:
-                raise TaskStateConflict(task_id, task["status"])
-            values = {
-                "status": "pending",
-                "attempts": tasks.c.attempts + 1,
-                "claims": 0,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "heartbeat_at": None,
-                "progress": None,
-                "error": None,
-                "finished_at": None,
-                "updated_at": current_time(),
-            }
-            if _set_status(conn, task_id, task["status"], values):
-                add_event(
-                    conn,
-                    task_id,
-                    "task restarted",
-                    previous_status=task["status"],
-                    attempt=task["attempts"] + 1,
-                )
-                return _required(conn, task_id)
+    while True:
+        task = _required(conn, task_id)
+        if task.status not in RESTARTABLE_STATUSES:
+            raise TaskStateConflict(task_id, task.status)
+        values = {
+            "status": TaskStatus.PENDING,
+            "attempts": tasks.c.attempts + 1,
+            "claims": 0,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "heartbeat_at": None,
+            "progress": None,
+            "error": None,
+            "finished_at": None,
+            "updated_at": current_time(),
+        }
+        if _set_status(conn, task_id, task.status, values):
+            add_event(
+                conn,
+                task_id,
+                "task restarted",
+                previous_status=task.status,
+                attempt=task.attempts + 1,
+            )
+            return _required(conn, task_id)
 
 
-def _required(conn: Connection, task_id: str) -> dict[str, Any]:
+def _required(conn: Connection, task_id: str) -> Task:
     task = get_task(conn, task_id)
     if task is None:
         raise TaskNotFound(task_id)
@@ -308,7 +356,7 @@ def list_events(
             raise EventNotFound(task_id, after)
         query = query.where(task_events.c.seq > after_seq)
     rows = conn.execute(query.order_by(task_events.c.seq).limit(limit + 1)).all()
-    return [_row(r) for r in rows[:limit]], len(rows) > limit
+    return [dict(r._mapping) for r in rows[:limit]], len(rows) > limit
 
 
 # The worker's side: claim, heartbeat, progress, events, finish, hand back.
@@ -316,120 +364,120 @@ def list_events(
 
 def _claimable(at: float) -> Any:
     return or_(
-        tasks.c.status == "pending",
-        and_(tasks.c.status == "processing", tasks.c.lease_expires_at < at),
+        tasks.c.status == TaskStatus.PENDING,
+        and_(tasks.c.status == TaskStatus.PROCESSING, tasks.c.lease_expires_at < at),
     )
 
 
+def has_claimable_task(conn: Connection, now: float | None = None) -> bool:
+    """A cheap look (no lock) before `claim_task`, so an idle worker reads instead of writing."""
+    at = current_time() if now is None else now
+    return conn.execute(select(tasks.c.id).where(_claimable(at)).limit(1)).first() is not None
+
+
 def claim_task(
-    engine: Engine,
+    conn: Connection,
     worker_id: str,
     *,
     lease_s: float,
     max_attempts: int,
     now: float | None = None,
-) -> dict[str, Any] | None:
+) -> Task | None:
     """Lease the oldest claimable task to `worker_id`, or None when there is none.
 
     Claimable: pending, or processing with an expired lease (its worker is gone). One of the
     latter already claimed `max_attempts` times ends `error` / `worker_lost` instead.
     """
     at = current_time() if now is None else now
-    with read_transaction(engine) as conn:
-        if conn.execute(select(tasks.c.id).where(_claimable(at)).limit(1)).first() is None:
+    while True:
+        candidate = conn.execute(
+            select(tasks)
+            .where(_claimable(at))
+            .order_by(tasks.c.created_at, tasks.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if candidate is None:
             return None
-    with write_transaction(engine) as conn:
-        while True:
-            candidate = conn.execute(
-                select(tasks)
-                .where(_claimable(at))
-                .order_by(tasks.c.created_at, tasks.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if candidate is None:
-                return None
-            task = _row(candidate)
-            if task["status"] == "processing" and task["claims"] >= max_attempts:
-                _end_worker_lost(conn, task, at, max_attempts, worker_id)
-                continue
-            taking_over = task["status"] == "processing"
-            values = {
-                "status": "processing",
-                "lease_owner": worker_id,
-                "lease_expires_at": at + lease_s,
-                "heartbeat_at": at,
-                "started_at": task["started_at"] if task["started_at"] is not None else at,
-                "attempts": task["attempts"] + (1 if taking_over else 0),
-                "claims": task["claims"] + 1,
-                "updated_at": at,
-            }
-            if not _set_status(conn, task["id"], task["status"], values):
-                return None
-            claimed = _required(conn, task["id"])
-            add_event(
-                conn,
-                task["id"],
-                "worker took over the task" if taking_over else "worker claimed the task",
-                worker_id=worker_id,
-                attempt=claimed["attempts"],
-                **({"previous_worker_id": task["lease_owner"]} if taking_over else {}),
-            )
-            return claimed
+        task = Task.from_row(candidate)
+        if task.status is TaskStatus.PROCESSING and task.claims >= max_attempts:
+            _end_worker_lost(conn, task, at, max_attempts, worker_id)
+            continue
+        taking_over = task.status is TaskStatus.PROCESSING
+        values = {
+            "status": TaskStatus.PROCESSING,
+            "lease_owner": worker_id,
+            "lease_expires_at": at + lease_s,
+            "heartbeat_at": at,
+            "started_at": task.started_at if task.started_at is not None else at,
+            "attempts": task.attempts + (1 if taking_over else 0),
+            "claims": task.claims + 1,
+            "updated_at": at,
+        }
+        if not _set_status(conn, task.id, task.status, values):
+            return None
+        claimed = _required(conn, task.id)
+        add_event(
+            conn,
+            task.id,
+            "worker took over the task" if taking_over else "worker claimed the task",
+            worker_id=worker_id,
+            attempt=claimed.attempts,
+            **({"previous_worker_id": task.lease_owner} if taking_over else {}),
+        )
+        return claimed
 
 
 def _end_worker_lost(
-    conn: Connection, task: dict[str, Any], at: float, max_attempts: int, found_by: str
+    conn: Connection, task: Task, at: float, max_attempts: int, found_by: str
 ) -> None:
     message = (
-        f"The task's worker stopped answering {task['claims']} times "
-        f"(the limit is {max_attempts}); last worker: {task['lease_owner']}."
+        f"The task's worker stopped answering {task.claims} times "
+        f"(the limit is {max_attempts}); last worker: {task.lease_owner}."
     )
     values = {
-        "status": "error",
+        "status": TaskStatus.ERROR,
         "error": {"code": "worker_lost", "message": message},
         "finished_at": at,
         "updated_at": at,
     }
-    if _set_status(conn, task["id"], "processing", values, owner=task["lease_owner"]):
-        add_event(conn, task["id"], message, "error", code="worker_lost")
+    if _set_status(conn, task.id, TaskStatus.PROCESSING, values, owner=task.lease_owner):
+        add_event(conn, task.id, message, "error", code="worker_lost")
         log.warning(
             "task_worker_lost",
-            task_id=task["id"],
+            task_id=task.id,
             worker_id=found_by,
-            lost_worker_id=task["lease_owner"],
-            claims=task["claims"],
+            lost_worker_id=task.lease_owner,
+            claims=task.claims,
         )
 
 
 def heartbeat(
-    engine: Engine, task_id: str, worker_id: str, *, lease_s: float, now: float | None = None
+    conn: Connection, task_id: str, worker_id: str, *, lease_s: float, now: float | None = None
 ) -> bool:
     """Renew the lease; False when the task is no longer this worker's (canceled, taken over)."""
     at = current_time() if now is None else now
-    with write_transaction(engine) as conn:
-        return _set_status(
-            conn,
-            task_id,
-            "processing",
-            {"lease_expires_at": at + lease_s, "heartbeat_at": at},
-            owner=worker_id,
-        )
+    return _set_status(
+        conn,
+        task_id,
+        TaskStatus.PROCESSING,
+        {"lease_expires_at": at + lease_s, "heartbeat_at": at},
+        owner=worker_id,
+    )
 
 
-def set_progress(engine: Engine, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:
-    with write_transaction(engine) as conn:
-        return _set_status(
-            conn,
-            task_id,
-            "processing",
-            {"progress": progress, "updated_at": current_time()},
-            owner=worker_id,
-        )
+def set_progress(conn: Connection, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:
+    return _set_status(
+        conn,
+        task_id,
+        TaskStatus.PROCESSING,
+        {"progress": progress, "updated_at": current_time()},
+        owner=worker_id,
+    )
 
 
 def add_worker_event(
-    engine: Engine,
+    conn: Connection,
     task_id: str,
     worker_id: str,
     message: str,
@@ -440,74 +488,78 @@ def add_worker_event(
 
     The task row is share-locked until the insert commits, so a cancel orders strictly after it.
     """
-    with write_transaction(engine) as conn:
-        owned = conn.execute(
-            select(tasks.c.id)
-            .where(
-                tasks.c.id == task_id,
-                tasks.c.status == "processing",
-                tasks.c.lease_owner == worker_id,
-            )
-            .with_for_update(read=True)
-        ).first()
-        if owned is None:
-            return False
-        add_event(conn, task_id, message, level, **data)
-        return True
+    owned = conn.execute(
+        select(tasks.c.id)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status == TaskStatus.PROCESSING,
+            tasks.c.lease_owner == worker_id,
+        )
+        .with_for_update(read=True)
+    ).first()
+    if owned is None:
+        return False
+    add_event(conn, task_id, message, level, **data)
+    return True
 
 
-def complete_task(engine: Engine, task_id: str, worker_id: str, result: dict[str, Any]) -> bool:
+def complete_task(
+    conn: Connection,
+    task_id: str,
+    worker_id: str,
+    *,
+    metrics: dict[str, Any] | None,
+    best_run_id: str | None,
+    best_model_uri: str | None,
+    promoted: bool | None,
+    mlflow_experiment: str | None,
+) -> bool:
     """processing → done with the method's result; False when the task is no longer ours."""
+    outcome = {
+        "metrics": metrics,
+        "best_run_id": best_run_id,
+        "best_model_uri": best_model_uri,
+        "promoted": promoted,
+        "mlflow_experiment": mlflow_experiment,
+    }
     at = current_time()
-    with write_transaction(engine) as conn:
-        values = {
-            "status": "done",
-            "metrics": result.get("metrics"),
-            "best_run_id": result.get("best_run_id"),
-            "best_model_uri": result.get("best_model_uri"),
-            "promoted": result.get("promoted"),
-            "mlflow_experiment": result.get("mlflow_experiment"),
-            "finished_at": at,
-            "updated_at": at,
-        }
-        if not _set_status(conn, task_id, "processing", values, owner=worker_id):
-            return False
-        outcome = {k: v for k, v in result.items() if v is not None}
-        add_event(conn, task_id, "task done", worker_id=worker_id, **outcome)
-        return True
+    values = {**outcome, "status": TaskStatus.DONE, "finished_at": at, "updated_at": at}
+    if not _set_status(conn, task_id, TaskStatus.PROCESSING, values, owner=worker_id):
+        return False
+    shown = {k: v for k, v in outcome.items() if v is not None}
+    add_event(conn, task_id, "task done", worker_id=worker_id, **shown)
+    return True
 
 
-def fail_task(engine: Engine, task_id: str, worker_id: str, code: str, message: str) -> bool:
+def fail_task(conn: Connection, task_id: str, worker_id: str, code: str, message: str) -> bool:
     """processing → error {code, message}; False when the task is no longer ours."""
     at = current_time()
-    with write_transaction(engine) as conn:
-        values = {
-            "status": "error",
-            "error": {"code": code, "message": message},
-            "finished_at": at,
-            "updated_at": at,
-        }
-        if not _set_status(conn, task_id, "processing", values, owner=worker_id):
-            return False
-        add_event(conn, task_id, message, "error", code=code, worker_id=worker_id)
-        return True
+    values = {
+        "status": TaskStatus.ERROR,
+        "error": {"code": code, "message": message},
+        "finished_at": at,
+        "updated_at": at,
+    }
+    if not _set_status(conn, task_id, TaskStatus.PROCESSING, values, owner=worker_id):
+        return False
+    add_event(conn, task_id, message, "error", code=code, worker_id=worker_id)
+    return True
 
 
-def release_task(engine: Engine, task_id: str, worker_id: str) -> bool:
+def release_task(conn: Connection, task_id: str, worker_id: str) -> bool:
     """Hand a task back (worker shutting down): pending again, the claim undone."""
-    with write_transaction(engine) as conn:
-        task = get_task(conn, task_id)
-        if task is None or task["status"] != "processing" or task["lease_owner"] != worker_id:
-            return False
-        values = {
-            "status": "pending",
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "heartbeat_at": None,
-            "claims": max(task["claims"] - 1, 0),
-            "updated_at": current_time(),
-        }
-        if not _set_status(conn, task_id, "processing", values, owner=worker_id):
-            return False
-        add_event(conn, task_id, "worker shut down; task handed back", worker_id=worker_id)
-        return True
+    task = get_task(conn, task_id)
+    if task is None or task.status is not TaskStatus.PROCESSING or task.lease_owner != worker_id:
+        return False
+    values = {
+        "status": TaskStatus.PENDING,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "heartbeat_at": None,
+        "claims": max(task.claims - 1, 0),
+        "updated_at": current_time(),
+    }
+    if not _set_status(conn, task_id, TaskStatus.PROCESSING, values, owner=worker_id):
+        return False
+    add_event(conn, task_id, "worker shut down; task handed back", worker_id=worker_id)
+    return True

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
-from clicktune.store.engine import write_transaction
 from clicktune.store.tables import workers
 from clicktune.timeutil import now as current_time
 
@@ -14,25 +13,18 @@ FORGET_AFTER_S = 7 * 24 * 3600.0
 
 
 def record_worker(
-    engine: Engine, worker_id: str, *, hostname: str, pid: int, started_at: float
+    conn: Connection, worker_id: str, *, hostname: str, pid: int, started_at: float
 ) -> None:
     """Mark the worker seen now (first call registers it); forgets workers gone for a week."""
     at = current_time()
-    with write_transaction(engine) as conn:
-        seen = conn.execute(
-            update(workers).where(workers.c.worker_id == worker_id).values(seen_at=at)
-        )
-        if seen.rowcount == 0:
-            conn.execute(delete(workers).where(workers.c.seen_at < at - FORGET_AFTER_S))
-            conn.execute(
-                insert(workers).values(
-                    worker_id=worker_id,
-                    hostname=hostname,
-                    pid=pid,
-                    started_at=started_at,
-                    seen_at=at,
-                )
+    seen = conn.execute(update(workers).where(workers.c.worker_id == worker_id).values(seen_at=at))
+    if seen.rowcount == 0:
+        conn.execute(delete(workers).where(workers.c.seen_at < at - FORGET_AFTER_S))
+        conn.execute(
+            insert(workers).values(
+                worker_id=worker_id, hostname=hostname, pid=pid, started_at=started_at, seen_at=at
             )
+        )
 
 
 def workers_seen_since(conn: Connection, since: float) -> list[dict[str, Any]]:

@@ -1,8 +1,11 @@
-"""Models for serving, as local folders: a task's best model, a method's champion, their zips.
+"""Models for serving: local folders of a task's best model and a method's champion, their zips,
+and the loaded models the embeddings endpoint answers with.
 
 Downloads from MLflow land in `<data dir>/cache/models/` once and are reused: a task's best model
 and a registered version never change. Several API processes may share the folder; each download
-goes to a private staging folder first and is renamed into place.
+goes to a private staging folder first and is renamed into place. Loaded models stay in memory a
+few at a time; a method's champion is re-checked in the registry at most every
+`embeddings_champion_ttl_s` seconds, so a new promotion is served without a restart.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +25,10 @@ from clicktune.tracking.iterations import MODEL_PATH, champion_version, method_i
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
+    from sentence_transformers import SentenceTransformer
+
+ModelLoader = Callable[[Path], "SentenceTransformer"]
+"""How a model folder becomes a loaded model (a method's own `load_model`, its token limit)."""
 
 _lock = threading.Lock()
 
@@ -72,3 +82,54 @@ class ModelStore:
                 if not target.is_dir():
                     raise
         return target
+
+
+class ServedModels:
+    """Loaded models by folder (least recently used go first) and each registered model's
+    champion folder (trusted for `embeddings_champion_ttl_s`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ModelStore(settings)
+        self._models: OrderedDict[Path, SentenceTransformer] = OrderedDict()
+        self._champions: dict[str, tuple[float, Path]] = {}
+        self._lock = threading.Lock()
+
+    def champion(
+        self, registered_model_name: str, initial_model: Callable[[], Path], load: ModelLoader
+    ) -> SentenceTransformer:
+        """The registered model's champion, or the initial model before any promotion."""
+        checked = self._champions.get(registered_model_name)
+        ttl = self.settings.embeddings_champion_ttl_s
+        if checked is None or time.monotonic() - checked[0] > ttl:
+            version = self.store.champion(registered_model_name)
+            folder = (
+                Path(initial_model())
+                if version is None
+                else self.store.version_model_dir(registered_model_name, version)
+            )
+            self._champions[registered_model_name] = (time.monotonic(), folder)
+        else:
+            folder = checked[1]
+        return self._load(folder, load)
+
+    def task_model(self, task_id: str, best_model_uri: str) -> SentenceTransformer:
+        """A task's best model, as `SentenceTransformer(folder)` loads it."""
+        return self._load(self.store.task_model_dir(task_id, best_model_uri), _plain_load)
+
+    def _load(self, folder: Path, load: ModelLoader) -> SentenceTransformer:
+        with self._lock:
+            model = self._models.get(folder)
+            if model is None:
+                model = load(folder)
+                self._models[folder] = model
+                while len(self._models) > max(1, self.settings.embeddings_cached_models):
+                    self._models.popitem(last=False)
+            self._models.move_to_end(folder)
+            return model
+
+
+def _plain_load(folder: Path) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder))

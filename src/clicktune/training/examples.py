@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from clicktune.methods.base import TaskFailed
+from clicktune.errors import TaskFailed
 
 ItemLoader = Callable[[list[str]], Mapping[str, str]]
 """object ids → text of those that have content (ids without content are left out)."""

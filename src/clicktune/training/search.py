@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from clicktune.methods.base import InvalidHyperparameter
+from clicktune.errors import InvalidHyperparameter
 from clicktune.training.search_space import SearchSpace, Value, validate_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

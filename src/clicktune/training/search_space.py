@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from clicktune.methods.base import InvalidHyperparameter
+from clicktune.errors import InvalidHyperparameter
 
 if TYPE_CHECKING:
     import optuna

@@ -1,19 +1,18 @@
-"""One training run with sentence-transformers' trainer, watched by a callback.
+"""One training run with sentence-transformers' trainer, watched by one callback.
 
-The callback is the pipeline's hand inside the training loop: between optimizer steps it checks
-for cancel, reports progress, saves a checkpoint now and then (so a reclaimed task resumes), and
-hands every logged loss and evaluation to the observer (which logs them to MLflow). The trainer's
-own reporting integrations are off (`report_to="none"`): runs land only where the pipeline
-puts them.
+The callback is the task's hand inside the training loop: between optimizer steps it checks for
+cancel, reports progress, saves a checkpoint now and then (so a reclaimed task resumes), and hands
+every logged loss and evaluation on (the iteration logs them to MLflow). The trainer's own
+reporting integrations are off (`report_to="none"`): runs land only where the iteration puts them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -25,35 +24,34 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from clicktune.evaluation.retrieval import RetrievalEvaluator
-from clicktune.methods.base import TaskCanceled
+from clicktune.errors import TaskCanceled
+from clicktune.evaluation.evaluator import RetrievalEvaluator
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 
-class RunObserver(Protocol):
-    """What the pipeline wants to know while a run trains."""
-
-    def is_canceled(self) -> bool: ...
-
-    def on_progress(self, fraction: float) -> None: ...
-
-    def on_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+MetricsSink = Callable[[Mapping[str, float], int], None]
+"""Receives metrics (`train_loss`, `test_<metric>`) with the optimizer step they belong to."""
 
 
-class PipelineCallback(TrainerCallback):
-    """Cancel, progress, time-based checkpoints and metric logging between optimizer steps."""
+class RunCallback(TrainerCallback):
+    """Cancel, progress, time-based checkpoints and metrics of one run, between optimizer steps."""
 
     def __init__(
         self,
-        observer: RunObserver,
-        evaluator: RetrievalEvaluator | None,
+        *,
+        evaluator: RetrievalEvaluator,
+        is_canceled: Callable[[], bool],
+        on_progress: Callable[[float], None],
+        on_metrics: MetricsSink,
         checkpoint_every_s: float | None,
         progress_every_s: float = 2.0,
     ) -> None:
-        self.observer = observer
         self.evaluator = evaluator
+        self.is_canceled = is_canceled
+        self.on_progress = on_progress
+        self.on_metrics = on_metrics
         self.checkpoint_every_s = checkpoint_every_s
         self.progress_every_s = progress_every_s
         self.canceled = False
@@ -67,14 +65,14 @@ class PipelineCallback(TrainerCallback):
     def on_step_end(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if self.observer.is_canceled():
+        if self.is_canceled():
             self.canceled = True
             control.should_training_stop = True
             return
         now = time.monotonic()
         if now - self._last_progress >= self.progress_every_s and state.max_steps:
             self._last_progress = now
-            self.observer.on_progress(state.global_step / state.max_steps)
+            self.on_progress(state.global_step / state.max_steps)
         if self.checkpoint_every_s and now - self._last_save >= self.checkpoint_every_s:
             self._last_save = now
             control.should_save = True
@@ -88,14 +86,17 @@ class PipelineCallback(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         if logs and "loss" in logs:
-            self.observer.on_metrics({"train_loss": float(logs["loss"])}, state.global_step)
+            self.on_metrics({"train_loss": float(logs["loss"])}, state.global_step)
 
     def on_evaluate(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if self.evaluator is not None and self.evaluator.last_metrics:
-            metrics = {f"test_{k}": v for k, v in self.evaluator.last_metrics.items()}
-            self.observer.on_metrics(metrics, state.global_step)
+        if self.evaluator.last_metrics:
+            self.report_evaluation(state.global_step)
+
+    def report_evaluation(self, step: int) -> None:
+        """Hand the evaluator's last metrics on, as `test_<metric>`."""
+        self.on_metrics({f"test_{k}": v for k, v in self.evaluator.last_metrics.items()}, step)
 
 
 @dataclass
@@ -136,12 +137,10 @@ def train_model(
     train_dataset: Dataset,
     loss: torch.nn.Module,
     args: SentenceTransformerTrainingArguments,
-    evaluator: RetrievalEvaluator,
-    observer: RunObserver,
-    checkpoint_every_s: float | None,
+    callback: RunCallback,
 ) -> TrainOutcome:
     """Train (resuming from the newest checkpoint in `args.output_dir`), then evaluate."""
-    callback = PipelineCallback(observer, evaluator, checkpoint_every_s)
+    evaluator = callback.evaluator
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -160,12 +159,11 @@ def train_model(
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.perf_counter() - started
     eval_seconds = evaluator.seconds - eval_before
-    if callback.canceled or observer.is_canceled():
+    if callback.canceled or callback.is_canceled():
         raise TaskCanceled("canceled during training")
     if not evaluator.last_metrics:
         evaluator(model)
-        metrics = {f"test_{k}": v for k, v in evaluator.last_metrics.items()}
-        observer.on_metrics(metrics, trainer.state.global_step)
+        callback.report_evaluation(trainer.state.global_step)
     return TrainOutcome(
         metrics=dict(evaluator.last_metrics),
         steps=trainer.state.global_step,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Engine
 
 from clicktune.logs import get_logger
-from clicktune.methods.base import FineTuningMethod, TaskContext, TaskResult, TaskSpec
+from clicktune.methods.base import TaskContext, TaskSpec
 from clicktune.settings import Settings
+from clicktune.status import ACTIVE_STATUSES
 from clicktune.store import tasks as task_store
-from clicktune.store.engine import read_transaction
+from clicktune.store.clickstream import iter_batch_sessions
+from clicktune.store.engine import read_transaction, write_transaction
+from clicktune.store.items import get_items
 
 log = get_logger(__name__)
 
@@ -47,7 +51,7 @@ class WorkerTaskContext(TaskContext):
         """A task lost to another worker (not canceled) may resume from this folder."""
         with read_transaction(self.engine) as conn:
             task = task_store.get_task(conn, self.task.task_id)
-        return task is not None and task["status"] in ("pending", "processing")
+        return task is not None and task.status in ACTIVE_STATUSES
 
     @property
     def stop_reason(self) -> StopReason | None:
@@ -70,10 +74,21 @@ class WorkerTaskContext(TaskContext):
     def is_canceled(self) -> bool:
         return self._not_ours or self._shutdown
 
+    def iter_sessions(self) -> Iterator[dict[str, Any]]:
+        """The batch streamed in one read transaction: a consistent view, a page at a time."""
+        with read_transaction(self.engine) as conn:
+            yield from iter_batch_sessions(conn, self.task.batch_id)
+
+    def items(self, object_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with read_transaction(self.engine) as conn:
+            return get_items(conn, object_ids)
+
     def report_progress(self, **progress: Any) -> None:
         if self._not_ours:
             return
-        if not task_store.set_progress(self.engine, self.task.task_id, self.worker_id, progress):
+        with write_transaction(self.engine) as conn:
+            ours = task_store.set_progress(conn, self.task.task_id, self.worker_id, progress)
+        if not ours:
             self.mark_not_ours()
 
     def add_event(
@@ -84,12 +99,9 @@ class WorkerTaskContext(TaskContext):
     ) -> None:
         if self._not_ours:
             return
-        if not task_store.add_worker_event(
-            self.engine, self.task.task_id, self.worker_id, message, level, **data
-        ):
+        with write_transaction(self.engine) as conn:
+            ours = task_store.add_worker_event(
+                conn, self.task.task_id, self.worker_id, message, level, **data
+            )
+        if not ours:
             self.mark_not_ours()
-
-    def run_pipeline(self, method: FineTuningMethod) -> TaskResult:
-        from clicktune.worker.pipeline import run_iteration
-
-        return run_iteration(method, self)

@@ -16,23 +16,19 @@ import socket
 import threading
 import time
 from types import FrameType
-from typing import Any
 
 from sqlalchemy import Engine
 
+from clicktune.errors import TaskCanceled, TaskFailed
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
-from clicktune.methods.base import (
-    FineTuningMethod,
-    TaskCanceled,
-    TaskFailed,
-    TaskResult,
-    TaskSpec,
-)
+from clicktune.methods.base import FineTuningMethod, TaskResult, TaskSpec
 from clicktune.methods.registry import MethodRegistry, load_registry
 from clicktune.settings import Settings
+from clicktune.status import TaskStatus
 from clicktune.store import tasks as task_store
-from clicktune.store.engine import make_engine, migrate, read_transaction
+from clicktune.store.engine import make_engine, migrate, read_transaction, write_transaction
+from clicktune.store.tasks import Task
 from clicktune.store.workers import record_worker
 from clicktune.timeutil import now as current_time
 from clicktune.worker.context import WorkerTaskContext
@@ -83,12 +79,7 @@ class Worker:
         while not self._stop_requested:
             try:
                 self.mark_seen()
-                task = task_store.claim_task(
-                    self.engine,
-                    self.worker_id,
-                    lease_s=self.settings.worker_lease_s,
-                    max_attempts=self.settings.worker_max_attempts,
-                )
+                task = self._claim()
             except Exception:  # the database may come back: keep polling
                 self.log.exception("claim_failed")
                 self._idle(max(self.settings.worker_poll_s, _RETRY_S))
@@ -99,8 +90,21 @@ class Worker:
             try:
                 self._run_task(task)
             except Exception:  # its lease expires and another claim takes the task over
-                self.log.exception("task_bookkeeping_failed", task_id=task["id"])
+                self.log.exception("task_bookkeeping_failed", task_id=task.id)
         self.log.info("worker_stopped")
+
+    def _claim(self) -> Task | None:
+        """The next task, leased to this worker; an idle look takes no write lock."""
+        with read_transaction(self.engine) as conn:
+            if not task_store.has_claimable_task(conn):
+                return None
+        with write_transaction(self.engine) as conn:
+            return task_store.claim_task(
+                conn,
+                self.worker_id,
+                lease_s=self.settings.worker_lease_s,
+                max_attempts=self.settings.worker_max_attempts,
+            )
 
     def _idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -112,23 +116,24 @@ class Worker:
         at = current_time()
         if not force and at - self._last_seen < self.settings.worker_heartbeat_s:
             return
-        record_worker(
-            self.engine,
-            self.worker_id,
-            hostname=self.hostname,
-            pid=self.pid,
-            started_at=self.started_at,
-        )
+        with write_transaction(self.engine) as conn:
+            record_worker(
+                conn,
+                self.worker_id,
+                hostname=self.hostname,
+                pid=self.pid,
+                started_at=self.started_at,
+            )
         self._last_seen = at
 
-    def _run_task(self, task: dict[str, Any]) -> None:
+    def _run_task(self, task: Task) -> None:
         spec = TaskSpec(
-            task_id=task["id"],
-            fine_tuning_method=task["fine_tuning_method"],
-            batch_id=task["batch_id"],
-            hyperparameters=task["hyperparameters"] or {},
-            metadata=task["metadata"] or {},
-            attempt=task["attempts"],
+            task_id=task.id,
+            fine_tuning_method=task.fine_tuning_method,
+            batch_id=task.batch_id,
+            hyperparameters=task.hyperparameters or {},
+            metadata=task.metadata or {},
+            attempt=task.attempts,
         )
         tlog = self.log.bind(task_id=spec.task_id)
         tlog.info(
@@ -187,9 +192,11 @@ class Worker:
                 f"The method returned {type(result).__name__}, not a TaskResult.",
             )
             return
-        if task_store.complete_task(
-            self.engine, spec.task_id, self.worker_id, dataclasses.asdict(result)
-        ):
+        with write_transaction(self.engine) as conn:
+            done = task_store.complete_task(
+                conn, spec.task_id, self.worker_id, **dataclasses.asdict(result)
+            )
+        if done:
             tlog.info("task_done", promoted=result.promoted, metrics=result.metrics)
         else:
             self._log_lost(spec)
@@ -205,14 +212,14 @@ class Worker:
         spec = context.task
         tlog = self.log.bind(task_id=spec.task_id)
         if context.stop_reason == "shutdown":
-            if task_store.release_task(self.engine, spec.task_id, self.worker_id):
+            with write_transaction(self.engine) as conn:
+                handed_back = task_store.release_task(conn, spec.task_id, self.worker_id)
+            if handed_back:
                 tlog.info("task_handed_back")
             else:
                 self._log_lost(spec)
             return
-        if context.stop_reason is None and task_store.heartbeat(
-            self.engine, spec.task_id, self.worker_id, lease_s=self.settings.worker_lease_s
-        ):
+        if context.stop_reason is None and self.renew_lease(spec.task_id):
             self._fail(
                 spec,
                 "method_failed",
@@ -223,18 +230,27 @@ class Worker:
 
     def _fail(self, spec: TaskSpec, code: str, message: str) -> None:
         tlog = self.log.bind(task_id=spec.task_id)
-        if task_store.fail_task(self.engine, spec.task_id, self.worker_id, code, message):
+        with write_transaction(self.engine) as conn:
+            failed = task_store.fail_task(conn, spec.task_id, self.worker_id, code, message)
+        if failed:
             tlog.warning("task_failed", code=code, error=message)
         else:
             self._log_lost(spec)
+
+    def renew_lease(self, task_id: str) -> bool:
+        """Extend this worker's lease; False when the task is no longer this worker's."""
+        with write_transaction(self.engine) as conn:
+            return task_store.heartbeat(
+                conn, task_id, self.worker_id, lease_s=self.settings.worker_lease_s
+            )
 
     def _log_lost(self, spec: TaskSpec) -> None:
         """Log why the task is no longer ours; nothing is written to it."""
         with read_transaction(self.engine) as conn:
             task = task_store.get_task(conn, spec.task_id)
-        status = task["status"] if task else "missing"
-        owner = task["lease_owner"] if task else None
-        reason = "canceled" if status == "canceled" else "taken_over"
+        status = task.status.value if task else "missing"
+        owner = task.lease_owner if task else None
+        reason = "canceled" if status == TaskStatus.CANCELED else "taken_over"
         self.log.info(
             "task_stopped",
             task_id=spec.task_id,
@@ -258,12 +274,7 @@ class _Heartbeat(threading.Thread):
         spec = self.context.task
         while not self._done.wait(settings.worker_heartbeat_s):
             try:
-                ours = task_store.heartbeat(
-                    self.worker.engine,
-                    spec.task_id,
-                    self.worker.worker_id,
-                    lease_s=settings.worker_lease_s,
-                )
+                ours = self.worker.renew_lease(spec.task_id)
                 self.worker.mark_seen(force=True)
             except Exception:
                 self.worker.log.warning("heartbeat_failed", task_id=spec.task_id, exc_info=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -15,11 +15,10 @@ from clicktune.api.bodies import (
     documented_body,
     media_type,
     ndjson_chunks,
-    require_json,
     unsupported_media_type,
 )
-from clicktune.api.deps import get_engine, get_settings
-from clicktune.api.errors import ApiError
+from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
+from clicktune.api.errors import ApiError, store_error
 from clicktune.api.imports import LINES_PER_CHUNK, ClickstreamImport
 from clicktune.api.schemas.clickstream import (
     BatchList,
@@ -40,17 +39,12 @@ from clicktune.api.schemas.clickstream import (
 )
 from clicktune.api.schemas.common import ClientId
 from clicktune.logs import get_logger
-from clicktune.settings import Settings
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.timeutil import now as current_time
 
 router = APIRouter(prefix="/clickstream", tags=["clickstream"])
 log = get_logger(__name__)
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-JSON_BODY = [Depends(require_json)]
 
 _STATUS = {
     store.SessionNotFound: 404,
@@ -61,7 +55,7 @@ _STATUS = {
 
 
 def _api_error(error: store.ClickstreamError) -> ApiError:
-    return ApiError(_STATUS[type(error)], error.code, error.message, error.param)
+    return store_error(error, _STATUS[type(error)])
 
 
 @router.post(
@@ -75,7 +69,8 @@ def register_session(body: SessionIn, engine: EngineDep, settings: SettingsDep) 
     """Register a search session in the collecting batch (201; 200 when it is a retry)."""
     check_session(body, settings, current_time(), check_age=True)
     try:
-        session, created = store.register_session(engine, body.to_new_session())
+        with write_transaction(engine) as conn:
+            session, created = store.register_session(conn, body.to_new_session())
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
     return JSONResponse(session, status_code=201 if created else 200)
@@ -105,10 +100,10 @@ def _get_session(engine: Engine, session_id: str) -> JSONResponse:
 def add_events(body: EventsIn, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
     """Add events to a session, all or nothing; an event_id already stored is a duplicate."""
     check_events(body.events, settings, current_time(), check_age=True)
+    new_events = [event.to_new_event() for event in body.events]
     try:
-        accepted, duplicates = store.add_events(
-            engine, body.session_id, [event.to_new_event() for event in body.events]
-        )
+        with write_transaction(engine) as conn:
+            accepted, duplicates = store.add_events(conn, body.session_id, new_events)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
     return JSONResponse({"accepted": accepted, "duplicates": duplicates})
@@ -118,7 +113,8 @@ def add_events(body: EventsIn, engine: EngineDep, settings: SettingsDep) -> JSON
 def mark_irrelevant(body: SessionRef, engine: EngineDep) -> JSONResponse:
     """Record that the user found nothing relevant: training treats the results as negatives."""
     try:
-        return JSONResponse(store.mark_irrelevant(engine, body.session_id))
+        with write_transaction(engine) as conn:
+            return JSONResponse(store.mark_irrelevant(conn, body.session_id))
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
 

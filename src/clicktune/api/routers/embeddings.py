@@ -1,126 +1,38 @@
 """OpenAI-style embeddings from a method's current model or a task's best model.
 
-Models load lazily in the API process (no torch until the first request) and stay cached, a few
-at a time. A method's champion is re-checked in the registry at most every
-`embeddings_champion_ttl_s` seconds, so a new promotion is served without a restart.
+Models load lazily in the API process (no torch until the first request) and stay cached
+(`tracking/serving.py`).
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
+from fastapi import APIRouter
 from sqlalchemy import Engine
 
-from clicktune.api.deps import get_engine, get_registry, get_settings
+from clicktune.api.deps import EngineDep, RegistryDep, ServedModelsDep, SettingsDep
 from clicktune.api.errors import ApiError
 from clicktune.api.routers.models import task_with_model
-from clicktune.api.schemas.common import NonEmptyText
+from clicktune.api.schemas.embeddings import (
+    Embedding,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbeddingsUsage,
+)
 from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
+from clicktune.tracking.serving import ServedModels
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 router = APIRouter(tags=["embeddings"])
 log = get_logger(__name__)
-
-
-class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    input: str | list[str] = Field(description="A text or a list of texts to embed.")
-    model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
-        description="A method name (its current model) or a task id (that task's best model)."
-    )
-    encoding_format: Literal["float", "base64"] = Field(
-        "float", description="`base64`: little-endian float32 bytes, as OpenAI clients ask for."
-    )
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _strings(cls, value: Any) -> Any:
-        """One clear message (param `input`) instead of one per member of the union."""
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list):
-            raise PydanticCustomError("invalid_value", "must be a string or a list of strings")
-        for index, text in enumerate(value):
-            if not isinstance(text, str):
-                raise PydanticCustomError("invalid_value", f"item {index} must be a string")
-        return value
-
-
-class ServedModels:
-    """Loaded models by folder (LRU) and each method's resolved folder (with a TTL)."""
-
-    def __init__(self, settings: Settings) -> None:
-        from clicktune.tracking.serving import ModelStore
-
-        self.settings = settings
-        self.store = ModelStore(settings)
-        self._models: OrderedDict[Path, SentenceTransformer] = OrderedDict()
-        self._methods: dict[str, tuple[float, Path]] = {}
-        self._lock = threading.Lock()
-
-    def for_method(self, method: EmbeddingFineTuningMethod) -> SentenceTransformer:
-        name = method.meta.name
-        checked = self._methods.get(name)
-        if (
-            checked is None
-            or time.monotonic() - checked[0] > self.settings.embeddings_champion_ttl_s
-        ):
-            champion = self.store.champion(method.registered_model_name)
-            folder = (
-                Path(method.initial_model_path())
-                if champion is None
-                else self.store.version_model_dir(method.registered_model_name, champion)
-            )
-            self._methods[name] = (time.monotonic(), folder)
-        else:
-            folder = checked[1]
-        return self._load(folder, method)
-
-    def for_task(self, task_id: str, best_model_uri: str) -> SentenceTransformer:
-        return self._load(self.store.task_model_dir(task_id, best_model_uri), None)
-
-    def _load(self, folder: Path, method: EmbeddingFineTuningMethod | None) -> SentenceTransformer:
-        with self._lock:
-            model = self._models.get(folder)
-            if model is None:
-                if method is not None:
-                    model = method.load_model(folder)
-                else:
-                    from sentence_transformers import SentenceTransformer
-
-                    model = SentenceTransformer(str(folder))
-                self._models[folder] = model
-                while len(self._models) > max(1, self.settings.embeddings_cached_models):
-                    self._models.popitem(last=False)
-            self._models.move_to_end(folder)
-            return model
-
-
-_state_lock = threading.Lock()
-
-
-def served_models(request: Request) -> ServedModels:
-    """The app's model cache, made on first use (so the API starts without torch)."""
-    state = request.app.state
-    with _state_lock:
-        if getattr(state, "served_models", None) is None:
-            state.served_models = ServedModels(state.settings)
-    return state.served_models
 
 
 def _texts(body: EmbeddingsRequest, settings: Settings) -> list[str]:
@@ -162,7 +74,12 @@ def _resolve(
             raise ApiError(
                 404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
             )
-        return _loaded(name, lambda: served.for_method(method))
+        return _loaded(
+            name,
+            lambda: served.champion(
+                method.registered_model_name, method.initial_model_path, method.load_model
+            ),
+        )
     try:
         task = task_with_model(engine, name)
     except ApiError as exc:
@@ -174,7 +91,9 @@ def _resolve(
             f"No method or task called {name!r}; methods: {registry.names()}.",
             "model",
         ) from exc
-    return _loaded(name, lambda: served.for_task(task["id"], task["best_model_uri"]))
+    best_model_uri = task.best_model_uri
+    assert best_model_uri is not None
+    return _loaded(name, lambda: served.task_model(task.id, best_model_uri))
 
 
 def _loaded(name: str, load: Callable[[], SentenceTransformer]) -> SentenceTransformer:
@@ -191,14 +110,14 @@ def _loaded(name: str, load: Callable[[], SentenceTransformer]) -> SentenceTrans
         ) from exc
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", response_model=EmbeddingsResponse)
 def create_embeddings(
     body: EmbeddingsRequest,
-    settings: Annotated[Settings, Depends(get_settings)],
-    registry: Annotated[MethodRegistry, Depends(get_registry)],
-    engine: Annotated[Engine, Depends(get_engine)],
-    served: Annotated[ServedModels, Depends(served_models)],
-) -> dict[str, Any]:
+    settings: SettingsDep,
+    registry: RegistryDep,
+    engine: EngineDep,
+    served: ServedModelsDep,
+) -> EmbeddingsResponse:
     """Embed `input` with `model`; the vectors are what `SentenceTransformer(folder).encode`
     gives for the same model folder."""
     texts = _texts(body, settings)
@@ -210,17 +129,19 @@ def create_embeddings(
             "input_ids"
         ]
     )
-    data = []
-    for index, vector in enumerate(vectors):
-        embedding: list[float] | str = (
-            base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-            if body.encoding_format == "base64"
-            else vector.astype(float).tolist()
+    data = [
+        Embedding(
+            index=index,
+            embedding=(
+                base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+                if body.encoding_format == "base64"
+                else vector.astype(float).tolist()
+            ),
         )
-        data.append({"object": "embedding", "index": index, "embedding": embedding})
-    return {
-        "object": "list",
-        "data": data,
-        "model": body.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+        for index, vector in enumerate(vectors)
+    ]
+    return EmbeddingsResponse(
+        data=data,
+        model=body.model,
+        usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )

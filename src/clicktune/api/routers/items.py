@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from clicktune.api.bodies import (
     NDJSON_TYPES,
@@ -14,10 +13,9 @@ from clicktune.api.bodies import (
     documented_body,
     is_json,
     media_type,
-    require_json,
     unsupported_media_type,
 )
-from clicktune.api.deps import get_engine, get_settings
+from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
 from clicktune.api.errors import ApiError, validation_error
 from clicktune.api.schemas.common import ClientId
 from clicktune.api.schemas.items import (
@@ -36,9 +34,6 @@ from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.items import NewItem
 
 router = APIRouter(prefix="/items", tags=["items"])
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -119,7 +114,7 @@ def _parse_ndjson_items(raw: bytes, settings: Settings) -> list[NewItem]:
     return new_items
 
 
-@router.put("/{object_id:path}", response_model=ItemOut, dependencies=[Depends(require_json)])
+@router.put("/{object_id:path}", response_model=ItemOut, dependencies=JSON_BODY)
 def put_item(
     object_id: ClientId, body: ItemBody, engine: EngineDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -138,7 +133,7 @@ def get_item(object_id: ClientId, engine: EngineDep) -> dict[str, Any]:
     return item
 
 
-@router.delete("/{object_id:path}", status_code=204, response_class=Response)
+@router.delete("/{object_id:path}", status_code=204, response_class=Response, response_model=None)
 def delete_item(object_id: ClientId, engine: EngineDep) -> Response:
     with write_transaction(engine) as conn:
         deleted = store.delete_item(conn, object_id)

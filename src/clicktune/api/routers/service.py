@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import Engine, text
+from fastapi import APIRouter
+from sqlalchemy import Engine
 
-from clicktune.api.deps import get_engine, get_registry, get_settings
-from clicktune.methods.registry import MethodRegistry
+from clicktune.api.deps import EngineDep, RegistryDep, SettingsDep
+from clicktune.api.schemas.service import Health, Ping
 from clicktune.settings import Settings
-from clicktune.store.engine import read_transaction
+from clicktune.store.engine import check_database, read_transaction
 from clicktune.store.workers import workers_seen_since
 from clicktune.timeutil import now, to_iso
 from clicktune.tracking.client import tracking_health
@@ -18,22 +18,18 @@ from clicktune.tracking.client import tracking_health
 router = APIRouter(tags=["service"])
 
 
-@router.get("/ping")
-def ping() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/ping", response_model=Ping)
+def ping() -> Ping:
+    return Ping()
 
 
-@router.get("/health")
-def health(
-    engine: Engine = Depends(get_engine),
-    settings: Settings = Depends(get_settings),
-    registry: MethodRegistry = Depends(get_registry),
-) -> dict[str, Any]:
+@router.get("/health", response_model=Health)
+def health(engine: EngineDep, settings: SettingsDep, registry: RegistryDep) -> dict[str, Any]:
     """`degraded` when a component has an error; `warning` (no worker online) is only shown."""
     components: dict[str, Any] = {}
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with read_transaction(engine) as conn:
+            check_database(conn)
         components["database"] = {"status": "ok", "dialect": engine.dialect.name}
     except Exception as exc:  # health reports failures instead of raising them
         components["database"] = {"status": "error", "message": str(exc)}

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from clicktune.api.schemas.common import ClientId, JsonObject
+from clicktune.status import TaskStatus
 
-TaskStatus = Literal["pending", "processing", "done", "canceled", "error"]
 EventLevel = Literal["info", "warning", "error"]
 
 

@@ -1,6 +1,8 @@
-"""The standard iteration (PIPELINE.md's eight steps) for embedding methods.
+"""The standard iteration (PIPELINE.md's eight steps) of embedding methods.
 
-The worker calls `run_iteration` through `TaskContext.run_pipeline`. Everything this attempt
+`EmbeddingFineTuningMethod.run` calls `run_iteration`; the method's hooks do each step's work
+(examples, model, loss, training arguments, evaluation), this module orders the steps, tracks them
+in MLflow and reports them to the task. Everything this attempt
 needs to know about earlier attempts of the same task is read back from MLflow (the iteration's
 experiment and its runs), so a task taken over from a lost worker does not redo finished runs,
 and an unfinished run resumes from its newest checkpoint when the work folder still has it.
@@ -14,16 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clicktune.errors import InvalidHyperparameter, TaskCanceled, TaskFailed
 from clicktune.logs import get_logger
-from clicktune.methods.base import (
-    FineTuningMethod,
-    InvalidHyperparameter,
-    TaskCanceled,
-    TaskContext,
-    TaskFailed,
-    TaskResult,
-)
-from clicktune.methods.embedding import EmbeddingFineTuningMethod
+from clicktune.methods.base import TaskContext, TaskResult
 from clicktune.tracking.iterations import (
     BASELINE_RUN,
     KIND_BASELINE,
@@ -41,7 +36,8 @@ from clicktune.training.examples import PreparedData
 from clicktune.training.search_space import Value, parse_params
 
 if TYPE_CHECKING:
-    from clicktune.evaluation.retrieval import RetrievalEvaluator
+    from clicktune.evaluation.evaluator import RetrievalEvaluator
+    from clicktune.methods.embedding import EmbeddingFineTuningMethod
 
 log = get_logger(__name__)
 
@@ -50,14 +46,8 @@ _BEFORE_TRAINING = 5.0
 _AFTER_TRAINING = 95.0
 
 
-def run_iteration(method: FineTuningMethod, context: TaskContext) -> TaskResult:
+def run_iteration(method: EmbeddingFineTuningMethod, context: TaskContext) -> TaskResult:
     """One iteration of `method` on the task's batch; temporary folders go whatever happens."""
-    if not isinstance(method, EmbeddingFineTuningMethod):
-        raise TaskFailed(
-            "method_not_supported",
-            f"Method {method.meta.name!r} has no standard iteration: subclass "
-            "EmbeddingFineTuningMethod or override run().",
-        )
     return IterationPipeline(method, context).run()
 
 
@@ -68,22 +58,15 @@ class _Best:
     value: float
 
 
-class _RunObserver:
-    """Connects a training run to the task (cancel, progress) and to its MLflow run (metrics)."""
+@dataclass(frozen=True)
+class _Opened:
+    """What every step after opening the iteration works with."""
 
-    def __init__(self, pipeline: IterationPipeline, buffer: MetricBuffer, number: int) -> None:
-        self.pipeline = pipeline
-        self.buffer = buffer
-        self.number = number
-
-    def is_canceled(self) -> bool:
-        return self.pipeline.context.is_canceled()
-
-    def on_progress(self, fraction: float) -> None:
-        self.pipeline.progress("training", current_run=self.number, fraction=fraction)
-
-    def on_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        self.buffer.add(metrics, step)
+    tracking: MethodTracking
+    iteration: Iteration
+    data: PreparedData
+    start_dir: Path
+    evaluator: RetrievalEvaluator
 
 
 class IterationPipeline:
@@ -167,12 +150,17 @@ class IterationPipeline:
             starting_run_id=iteration.starting_run_id,
         )
 
-        evaluator = self.method.make_evaluator(data, self.context.is_canceled)
+        opened = _Opened(
+            tracking,
+            iteration,
+            data,
+            start_dir,
+            self.method.make_evaluator(data, self.context.is_canceled),
+        )
         runs = iteration.runs()
-        baseline = self._baseline(iteration, runs.get(BASELINE_RUN), start_dir, evaluator)
-
-        best = self._search(tracking, iteration, runs, fixed, data, start_dir, evaluator)
-        return self._complete(tracking, iteration, baseline, best)
+        baseline = self._baseline(opened, runs.get(BASELINE_RUN))
+        best = self._search(opened, runs, fixed)
+        return self._complete(opened, baseline, best)
 
     def _report_data(self, data: PreparedData) -> None:
         stats = data.stats.as_dict()
@@ -192,21 +180,16 @@ class IterationPipeline:
                 examples=data.missing_examples,
             )
 
-    def _baseline(
-        self,
-        iteration: Iteration,
-        record: RunRecord | None,
-        start_dir: Path,
-        evaluator: RetrievalEvaluator,
-    ) -> float:
+    def _baseline(self, opened: _Opened, record: RunRecord | None) -> float:
         self.stage("baseline", "Evaluating the starting model on the test split", percent=3.0)
+        iteration = opened.iteration
         key = f"test_{self.main_metric}"
         if record is not None and record.finished and key in record.metrics:
             value = record.metrics[key]
         else:
             run_id = iteration.start_run(BASELINE_RUN, KIND_BASELINE, existing=record)
             try:
-                metrics = self.method.evaluate(start_dir, evaluator)
+                metrics = self.method.evaluate(opened.start_dir, opened.evaluator)
             except TaskCanceled:
                 iteration.kill_run(run_id)
                 raise
@@ -221,17 +204,11 @@ class IterationPipeline:
         return value
 
     def _search(
-        self,
-        tracking: MethodTracking,
-        iteration: Iteration,
-        runs: dict[str, RunRecord],
-        fixed: Mapping[str, Value],
-        data: PreparedData,
-        start_dir: Path,
-        evaluator: RetrievalEvaluator,
+        self, opened: _Opened, runs: dict[str, RunRecord], fixed: Mapping[str, Value]
     ) -> _Best:
         from clicktune.training.search import HyperparameterSearch, first_trial_sets, params_hash
 
+        tracking, iteration = opened.tracking, opened.iteration
         space = self.config.search_space
         search = HyperparameterSearch(space, fixed, seed=self.config.seed)
         self.runs_total = self.config.n_trials if search.searchable else 1
@@ -281,9 +258,7 @@ class IterationPipeline:
                 token, params = None, earlier[name]
             else:
                 token, params = search.ask()
-            value, failure, best = self._run_trial(
-                iteration, number, params, record, data, start_dir, evaluator, best
-            )
+            value, failure, best = self._run_trial(opened, number, params, record, best)
             if token is None:
                 search.add_result(params, value)
             else:
@@ -298,13 +273,10 @@ class IterationPipeline:
 
     def _run_trial(
         self,
-        iteration: Iteration,
+        opened: _Opened,
         number: int,
         params: Mapping[str, Value],
         record: RunRecord | None,
-        data: PreparedData,
-        start_dir: Path,
-        evaluator: RetrievalEvaluator,
         best: _Best | None,
     ) -> tuple[float | None, str | None, _Best | None]:
         """Train, evaluate and (when it is the best so far) keep one run's model.
@@ -313,8 +285,10 @@ class IterationPipeline:
         run after this one.
         """
         from clicktune.training.search import params_hash
+        from clicktune.training.trainer import RunCallback
 
         self.context.raise_if_canceled()
+        iteration = opened.iteration
         name = trial_run_name(number)
         self.progress("training", current_run=number)
         run_id = iteration.start_run(
@@ -327,10 +301,17 @@ class IterationPipeline:
         run_log.info("run_started", params=dict(params))
         buffer = iteration.metric_buffer(run_id)
         run_dir = self.root / "runs" / name
+        callback = RunCallback(
+            evaluator=opened.evaluator,
+            is_canceled=self.context.is_canceled,
+            on_progress=lambda fraction: self.progress(
+                "training", current_run=number, fraction=fraction
+            ),
+            on_metrics=buffer.add,
+            checkpoint_every_s=self.config.checkpoint_every_s,
+        )
         try:
-            outcome = self.method.train(
-                start_dir, data, params, run_dir, evaluator, _RunObserver(self, buffer, number)
-            )
+            outcome = self.method.train(opened.start_dir, opened.data, params, run_dir, callback)
             buffer.add({"train_examples_per_s": outcome.examples_per_second}, outcome.steps)
             buffer.flush()
             value = outcome.metrics[self.main_metric]
@@ -377,9 +358,8 @@ class IterationPipeline:
         iteration.kill_run(run_id)
         self.log.info("run_canceled", run_id=run_id)
 
-    def _complete(
-        self, tracking: MethodTracking, iteration: Iteration, baseline: float, best: _Best
-    ) -> TaskResult:
+    def _complete(self, opened: _Opened, baseline: float, best: _Best) -> TaskResult:
+        tracking, iteration = opened.tracking, opened.iteration
         self.stage("completing", "Completing the iteration", percent=_AFTER_TRAINING)
         promoted = best.value > baseline
         if promoted:

@@ -1,0 +1,55 @@
+"""OpenAI-style embeddings requests and responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+
+from clicktune.api.schemas.common import NonEmptyText
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] = Field(description="A text or a list of texts to embed.")
+    model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
+        description="A method name (its current model) or a task id (that task's best model)."
+    )
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="`base64`: little-endian float32 bytes, as OpenAI clients ask for."
+    )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        """One clear message (param `input`) instead of one per member of the union."""
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list):
+            raise PydanticCustomError("invalid_value", "must be a string or a list of strings")
+        for index, text in enumerate(value):
+            if not isinstance(text, str):
+                raise PydanticCustomError("invalid_value", f"item {index} must be a string")
+        return value
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(
+        description="The vector, or its base64 float32 bytes when `encoding_format` is `base64`."
+    )
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingsUsage
