@@ -27,6 +27,7 @@ from clicktune.settings import Settings
 from clicktune.store import clickstream, items
 from clicktune.store import tasks as task_store
 from clicktune.store.engine import write_transaction
+from clicktune.store.judgments import Judgment, replace_judgment_set
 from clicktune.worker.context import WorkerTaskContext
 
 PLUGINS_DIR = Path(__file__).parent / "pipeline_plugins"
@@ -123,6 +124,23 @@ class Shop:
             for oid, text in self.items.items()
         ]
 
+    def judgments(self, *, inverted: bool = False) -> list[Judgment]:
+        """Every query's judgments: its exact items grade 3, the same kind in another color 1.
+        `inverted`: the exact items 0 and another kind in another color 3 instead, a set on
+        which a model trained on the shop's clicks gets worse."""
+        rows = []
+        for query, color, kind in self.queries():
+            for oid in sorted(self.items):
+                item_color, item_kind, _brand = oid.split("-")
+                exact = (item_color, item_kind) == (color, kind)
+                if inverted:
+                    grade = 0 if exact else 3 if item_kind != kind and item_color != color else -1
+                else:
+                    grade = 3 if exact else 1 if item_kind == kind else -1
+                if grade >= 0:
+                    rows.append(Judgment(query, oid, grade))
+        return rows
+
     def queries(self) -> list[tuple[str, str, str]]:
         """(query, color, kind) for every combination."""
         return [
@@ -204,6 +222,12 @@ def load_batch(engine: Engine, shop: Shop, sessions: list[dict[str, Any]]) -> st
     return released["batch_id"]
 
 
+def load_judged_set(engine: Engine, set_id: str, rows: list[Judgment]) -> str:
+    with write_transaction(engine) as conn:
+        replace_judgment_set(conn, set_id, rows)
+    return set_id
+
+
 def pipeline_settings(settings: Settings) -> Settings:
     """The test settings with the pipeline plugins folder and a fresh MLflow store."""
     return with_mlflow_store(settings.model_copy(update={"plugins_path": PLUGINS_DIR}))
@@ -217,9 +241,11 @@ def claimed_context(
     batch_id: str,
     hyperparameters: dict[str, Any] | None = None,
     task_id: str | None = None,
+    **evidence: Any,
 ) -> Iterator[WorkerTaskContext]:
     """A task created (or, with `task_id`, taken over) and claimed by a fresh worker id, as the
-    worker's own context; the context's work folder is removed on exit as the worker does."""
+    worker's own context; the context's work folder is removed on exit as the worker does.
+    `evidence`: the task's `validation_set`, `promotion`, `n_trials`."""
     if task_id is None:
         new = task_store.NewTask(
             fine_tuning_method=method_name,
@@ -228,6 +254,7 @@ def claimed_context(
             hyperparameters=hyperparameters or {},
             idempotency_key=None,
             request_hash=new_id(),
+            **evidence,
         )
         with write_transaction(engine) as conn:
             task_id = task_store.create_task(conn, new).task.id
@@ -243,6 +270,9 @@ def claimed_context(
         batch_id=batch_id,
         hyperparameters=dict(claimed.hyperparameters),
         attempt=claimed.attempts,
+        validation_set=claimed.validation_set,
+        promotion=claimed.promotion,
+        n_trials=claimed.n_trials,
     )
     with WorkerTaskContext(spec, settings, engine, worker_id) as context:
         yield context

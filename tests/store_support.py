@@ -39,6 +39,7 @@ def outcome(**fields: Any) -> dict[str, Any]:
         "best_run_id": None,
         "best_model_uri": None,
         "promoted": None,
+        "challenger": None,
         "mlflow_experiment": None,
         **fields,
     }

@@ -86,6 +86,45 @@ def import_items(
     _import(file, ItemsImport)
 
 
+@app.command("import-judgments")
+def import_judgments(
+    set_id: Annotated[str, typer.Argument(help="The judged set's id (created or replaced).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help='JSONL: {"query", "object_id", "grade"} a line.'
+        ),
+    ],
+) -> None:
+    """Create or replace a judged set (the evidence a task can be decided on), all or nothing.
+
+    The exit code is 1, and nothing is stored, when a line is bad.
+    """
+    from rich.console import Console
+
+    from clicktune.api.errors import ApiError
+    from clicktune.api.imports import import_judgments as replace_set
+    from clicktune.store.engine import make_engine, migrate
+
+    settings = _setup()
+    settings.ensure_data_dir()
+    engine = make_engine(settings.effective_database_url)
+    console = Console(highlight=False)
+    try:
+        migrate(engine)
+        report = replace_set(file, set_id, engine, settings)
+    except ApiError as exc:
+        param = f" ({exc.param})" if exc.param else ""
+        console.print(f"{exc.code}{param}: {exc.message}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"judged set {report['set_id']}: {report['queries']} queries, {report['judgments']} "
+        f"judgments, {report['unknown_objects']} object ids not in the catalog (yet)"
+    )
+
+
 def _import(file: Path, start: type[ClickstreamImport] | type[ItemsImport]) -> None:
     from rich.console import Console
     from rich.progress import Progress

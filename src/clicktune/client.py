@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from clicktune.status import FINISHED_STATUSES, TaskStatus
+from clicktune.status import FINISHED_STATUSES, Promotion, TaskStatus
 
 API_PREFIX = "/api/v1"
 DEFAULT_ITEMS_CHUNK = 1000
@@ -249,10 +249,30 @@ class ClicktuneClient:
             on_chunk(len(chunk))
         return upserted
 
+    # Judged sets
+
+    def put_judgments(self, set_id: str, judgments: Iterable[JSON]) -> JSON:
+        """Create or replace a judged set from `{"query", "object_id", "grade"}` judgments."""
+        body = {"judgments": list(judgments)}
+        return self._json("PUT", f"/judgments/{_segment(set_id)}", json=body)
+
+    def list_judgment_sets(self) -> list[JSON]:
+        return self._json("GET", "/judgments")["data"]
+
+    def get_judgment_set(self, set_id: str) -> JSON:
+        return self._json("GET", f"/judgments/{_segment(set_id)}")
+
+    def delete_judgment_set(self, set_id: str) -> None:
+        self._request("DELETE", f"/judgments/{_segment(set_id)}")
+
     # Fine-tuning
 
     def list_methods(self) -> list[JSON]:
         return self._json("GET", "/fine-tuning/methods")
+
+    def method_models(self, method: str) -> JSON:
+        """The method's champion, challenger and the history of both."""
+        return self._json("GET", f"/fine-tuning/methods/{_segment(method)}/models")
 
     def create_task(
         self,
@@ -262,17 +282,24 @@ class ClicktuneClient:
         hyperparameters: JSON | None = None,
         metadata: JSON | None = None,
         idempotency_key: str | None = None,
+        validation_set: str | None = None,
+        promotion: Promotion | None = None,
+        n_trials: int | None = None,
     ) -> JSON:
         """Create a task; without `batch_id` the collecting batch is released by this request."""
-        body: JSON = {"fine_tuning_method": fine_tuning_method}
-        if batch_id is not None:
-            body["batch_id"] = batch_id
-        if hyperparameters is not None:
-            body["hyperparameters"] = hyperparameters
-        if metadata is not None:
-            body["metadata"] = metadata
-        if idempotency_key is not None:
-            body["idempotency_key"] = idempotency_key
+        optional = {
+            "batch_id": batch_id,
+            "hyperparameters": hyperparameters,
+            "metadata": metadata,
+            "idempotency_key": idempotency_key,
+            "validation_set": validation_set,
+            "promotion": promotion,
+            "n_trials": n_trials,
+        }
+        body: JSON = {
+            "fine_tuning_method": fine_tuning_method,
+            **{name: value for name, value in optional.items() if value is not None},
+        }
         return self._json("POST", "/fine-tuning/task", json=body)
 
     def get_task(self, task_id: str) -> JSON:

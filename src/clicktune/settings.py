@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     embeddings_cached_models: int = Field(
         4, description="Models /embeddings keeps loaded (least recently used ones go first)."
     )
+    judged_max_items: int = Field(
+        50000,
+        ge=1,
+        description="Most catalog items a judged set ranks per model; above it, a seeded pool.",
+    )
+    max_judgments: int = Field(100000, ge=1, description="Most judgments in one judged set.")
 
     log_level: str = Field("INFO", description="Log level of every process.")
     log_json: bool = Field(False, description="Logs as JSON lines instead of key=value text.")

@@ -1,4 +1,5 @@
-"""The five statuses of a fine-tuning task (API.md), shared by the store, the API and clients."""
+"""A fine-tuning task's vocabulary (API.md): its five statuses and its promotion policies, shared
+by the store, the API, the methods and clients."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ class TaskStatus(StrEnum):
 FINISHED_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.CANCELED, TaskStatus.ERROR})
 RESTARTABLE_STATUSES = frozenset({TaskStatus.ERROR, TaskStatus.CANCELED})
 ACTIVE_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
+
+
+class Promotion(StrEnum):
+    """What may change the method's champion when a task ends (EVALUATION.md)."""
+
+    AUTO = "auto"
+    """Judged evidence decides; without a judged set the model becomes the challenger."""
+    ALWAYS = "always"
+    """The best run becomes champion, whatever the evidence says."""
+    NEVER = "never"
+    """Nothing changes the champion or the challenger; the model is only downloadable."""

@@ -79,7 +79,13 @@ def test_clickstream_to_served_model_through_the_api_and_a_worker(
         headers={"Content-Type": "application/x-ndjson"},
     )
     assert response.status_code == 200 and not response.json()["errors"], response.text
-    response = api.post("/api/v1/fine-tuning/task", json={"fine_tuning_method": TINY_METHOD})
+    golden = [judgment._asdict() for judgment in shop.judgments()]
+    response = api.put("/api/v1/judgments/golden", json={"judgments": golden})
+    assert response.status_code == 200, response.text
+    response = api.post(
+        "/api/v1/fine-tuning/task",
+        json={"fine_tuning_method": TINY_METHOD, "validation_set": "golden"},
+    )
     assert response.status_code == 201, response.text
     task_id = response.json()["id"]
     with workers(
@@ -87,7 +93,8 @@ def test_clickstream_to_served_model_through_the_api_and_a_worker(
     ):
         task = wait_for(lambda: in_status(api, task_id, "done", "error"), 180, "the task")
     assert task["status"] == "done", task
-    assert task["promoted"] is True
+    assert (task["promoted"], task["challenger"]) == (True, False)
+    assert task["metrics"]["evidence"] == "judged"
     assert task["metrics"]["best"] > task["metrics"]["baseline"]
     assert task["mlflow_experiment"] == f"iteration / {TINY_METHOD} / {task['batch_id']}"
     assert task["progress"]["percent"] == 100.0
@@ -112,6 +119,18 @@ def test_clickstream_to_served_model_through_the_api_and_a_worker(
     assert np.allclose(single["data"][0]["embedding"], downloaded[0], atol=1e-6)
     again = api.get(f"/api/v1/fine-tuning/task/{task_id}/model")
     assert again.content == response.content
+
+    models = api.get(f"/api/v1/fine-tuning/methods/{TINY_METHOD}/models").json()
+    assert models["champion"]["decided_by"] == models["champion"]["task_id"] == task_id
+    assert models["champion"]["reason"] == task["metrics"]["promotion_reason"]
+    assert models["challenger"] is None
+    assert [m["event"] for m in models["history"]] == ["champion"]
+    assert np.allclose(embed(api, f"{TINY_METHOD}@champion"), downloaded, atol=1e-6)
+    no_challenger = api.post(
+        "/api/v1/embeddings", json={"input": "x", "model": f"{TINY_METHOD}@challenger"}
+    )
+    assert no_challenger.status_code == 404
+    assert no_challenger.json()["error"]["code"] == "no_challenger"
 
 
 def test_no_model_yet(api: TestClient, engine: Engine) -> None:

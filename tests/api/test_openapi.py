@@ -9,9 +9,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from clicktune.api.routers import clickstream, embeddings, items, models, service, tasks
-
-ROUTERS = (service, clickstream, items, tasks, models, embeddings)
+from clicktune.api.app import ROUTERS
 
 
 def _is_schema(annotation: typing.Any) -> bool:
@@ -23,8 +21,8 @@ def _is_schema(annotation: typing.Any) -> bool:
 
 def test_every_route_answers_with_a_declared_schema() -> None:
     undeclared = []
-    for module in ROUTERS:
-        for route in module.router.routes:
+    for router in ROUTERS:
+        for route in router.routes:
             assert isinstance(route, APIRoute)
             no_content = route.status_code == 204 and route.response_model is None
             file = route.response_class is FileResponse

@@ -40,6 +40,10 @@ TASK_FIELDS = {
     "best_run_id",
     "best_model_url",
     "promoted",
+    "challenger",
+    "validation_set",
+    "promotion",
+    "n_trials",
     "mlflow_experiment",
     "attempts",
     "error",
@@ -102,6 +106,7 @@ def test_create_without_batch_releases_the_collecting_batch(client: TestClient) 
     task = response.json()
     assert set(task) == TASK_FIELDS
     assert task["status"] == "pending"
+    assert (task["promotion"], task["validation_set"], task["n_trials"]) == ("auto", None, None)
     assert task["batch_id"] == collecting["batch_id"]
     assert task["metadata"] == {"a": [1, 2]}
     assert task["idempotency_key"] == key
@@ -315,6 +320,7 @@ def test_done_and_error_tasks_as_the_api_shows_them(client: TestClient) -> None:
         "best_run_id": "run1",
         "best_model_uri": "models:/m/1",
         "promoted": True,
+        "challenger": False,
         "mlflow_experiment": f"iteration / {STEPS_METHOD} / {batch_id}",
     }
     assert write(engine, task_store.complete_task, done_id, "w", **result)
@@ -359,3 +365,32 @@ def test_events_pagination(client: TestClient) -> None:
         "after",
     )
     _error(client.get("/api/v1/fine-tuning/task/nope/events"), 404, "task_not_found")
+
+
+def test_evidence_fields_of_a_task(client: TestClient) -> None:
+    batch_id = released_batch(client)
+    base = {"fine_tuning_method": STEPS_METHOD, "batch_id": batch_id}
+    _error(
+        _post(client, {**base, "validation_set": "nope"}),
+        404,
+        "judgment_set_not_found",
+        "validation_set",
+    )
+    _error(_post(client, {**base, "promotion": "sometimes"}), 422, "invalid_request", "promotion")
+    _error(_post(client, {**base, "n_trials": 0}), 422, "invalid_request", "n_trials")
+    _error(_post(client, {**base, "n_trials": "2"}), 422, "invalid_request", "n_trials")
+    judgments = {"judgments": [{"query": "q", "object_id": "doc-1", "grade": 1}]}
+    assert client.put("/api/v1/judgments/golden", json=judgments).status_code == 200
+    body = {**base, "validation_set": "golden", "promotion": "never", "n_trials": 2}
+    created = _post(client, {**body, "idempotency_key": "k"})
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert (task["validation_set"], task["promotion"], task["n_trials"]) == ("golden", "never", 2)
+    assert task["challenger"] is None
+    replay = _post(client, {**body, "idempotency_key": "k"})
+    assert replay.status_code == 200 and replay.json()["id"] == task["id"]
+    _error(
+        _post(client, {**body, "idempotency_key": "k", "promotion": "always"}),
+        409,
+        "idempotency_key_reused",
+    )

@@ -36,25 +36,12 @@ from tests.pipeline_support import (
     Shop,
     claimed_context,
     load_batch,
-    pipeline_settings,
+    load_judged_set,
     tiny_model_path,
 )
 from tests.task_support import wait_for, workers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def psettings(settings: Settings) -> Settings:
-    tiny_model_path()
-    return pipeline_settings(settings)
-
-
-@pytest.fixture
-def registry(psettings: Settings) -> MethodRegistry:
-    registry = load_registry(psettings)
-    assert not registry.errors, registry.errors
-    return registry
 
 
 def events(engine: Engine, task_id: str) -> list[dict[str, Any]]:
@@ -79,15 +66,29 @@ def test_two_iterations_on_the_real_stack(
 ) -> None:
     shop = Shop(seed=1)
     batch = load_batch(engine, shop, shop.sessions(per_query=2, irrelevant_every=7))
+    golden = load_judged_set(engine, "golden", shop.judgments())
     method = registry.get(TINY_METHOD)
-    with claimed_context(engine, psettings, TINY_METHOD, batch) as context:
+    with claimed_context(engine, psettings, TINY_METHOD, batch, validation_set=golden) as context:
         result = method.run(context)
         assert not (context.work_dir / "iteration").exists()
     task_id = context.task.task_id
 
-    assert result.promoted is True
-    assert result.metrics is not None and result.metrics["main_metric"] == "ndcg_at_10"
-    assert result.metrics["best"] > result.metrics["baseline"]
+    assert (result.promoted, result.challenger) == (True, False)
+    metrics = result.metrics
+    assert metrics is not None and metrics["main_metric"] == "ndcg_at_10"
+    assert metrics["evidence"] == "judged" and metrics["validation_set"] == golden
+    assert metrics["best"] > metrics["baseline"]
+    assert metrics["gain"] == pytest.approx(metrics["best"] - metrics["baseline"])
+    low, high = metrics["gain_interval"]
+    assert 0 < low <= metrics["gain"] <= high
+    assert (
+        metrics["queries"]
+        == len(shop.queries())
+        == metrics["wins"] + metrics["ties"] + (metrics["losses"])
+    )
+    assert (metrics["judged_items"], metrics["judged_pooled"]) == (len(shop.items), False)
+    assert metrics["promotion_reason"].startswith("Promoted run-")
+    assert {"clicks_baseline", "clicks_best"} <= set(metrics)
     assert result.mlflow_experiment == f"iteration / {TINY_METHOD} / {batch}"
     assert result.best_model_uri == f"runs:/{result.best_run_id}/model"
 
@@ -96,6 +97,10 @@ def test_two_iterations_on_the_real_stack(
     [initial_run] = client.search_runs([initial.experiment_id])
     assert initial_run.info.run_name == TINY_METHOD
     assert [a.path for a in client.list_artifacts(initial_run.info.run_id)] == ["model"]
+    assert {a.path for a in client.list_artifacts(initial_run.info.run_id, "model")} >= {
+        "model/MLmodel",
+        "model/model.sentence_transformer",
+    }
 
     experiment = client.get_experiment_by_name(result.mlflow_experiment)
     assert experiment.artifact_location == psettings.mlflow_artifacts_dir.as_uri()
@@ -108,12 +113,12 @@ def test_two_iterations_on_the_real_stack(
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(runs) == {"baseline", "run-1", "run-2"}
     baseline = runs["baseline"]
-    assert baseline.data.metrics["test_ndcg_at_10"] == result.metrics["baseline"]
+    assert baseline.data.metrics["judged_ndcg_at_10"] == metrics["baseline"]
+    assert baseline.data.metrics["clicks_ndcg_at_10"] == metrics["clicks_baseline"]
     assert set(baseline.data.metrics) == {
-        "test_ndcg_at_10",
-        "test_mrr_at_10",
-        "test_recall_at_10",
-        "test_recall_at_100",
+        f"{evidence}_{name}"
+        for evidence in ("clicks", "judged")
+        for name in ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100")
     }
     with_model = []
     for name in ("run-1", "run-2"):
@@ -124,7 +129,7 @@ def test_two_iterations_on_the_real_stack(
         assert run.data.tags["params_hash"] == params_hash(params)
         losses = client.get_metric_history(run.info.run_id, "train_loss")
         assert [m.step for m in losses] == list(range(1, len(losses) + 1))
-        evaluations = client.get_metric_history(run.info.run_id, "test_ndcg_at_10")
+        evaluations = client.get_metric_history(run.info.run_id, "judged_ndcg_at_10")
         assert len(evaluations) == params["num_train_epochs"]
         if client.list_artifacts(run.info.run_id, "model"):
             with_model.append(run.info.run_id)
@@ -132,15 +137,22 @@ def test_two_iterations_on_the_real_stack(
             assert run.data.tags.get("model_deleted") in (None, "true")
     assert with_model == [result.best_run_id]
     best = client.get_run(result.best_run_id)
-    assert best.data.metrics["test_ndcg_at_10"] == result.metrics["best"]
+    assert best.data.metrics["judged_ndcg_at_10"] == metrics["best"]
+    assert best.data.tags["clicktune.decision"] == "promoted"
+    assert best.data.tags["clicktune.evidence"] == "judged"
+    assert best.data.tags["clicktune.promotion_reason"] == metrics["promotion_reason"]
     champion = client.get_model_version_by_alias(TINY_METHOD, "champion")
     assert champion.run_id == result.best_run_id
+    assert best.data.tags["clicktune.model_version"] == str(champion.version)
+    assert champion.tags["clicktune.champion.task_id"] == task_id
+    assert champion.tags["clicktune.champion.reason"] == metrics["promotion_reason"]
 
     messages = [e["message"] for e in events(engine, task_id)]
     for expected in (
         "Preparing training examples",
+        "Deciding on judged set 'golden'",
         "Evaluating the starting model",
-        "Baseline ndcg_at_10",
+        "Baseline judged_ndcg_at_10",
         "Run run-1 started",
         "Run run-1 finished",
         "Run run-2 started",
@@ -162,7 +174,9 @@ def test_two_iterations_on_the_real_stack(
     # first, and retires the first iteration's experiment (its registered version stays).
     second_shop = Shop(seed=2)
     second_batch = load_batch(engine, second_shop, second_shop.sessions(per_query=2))
-    with claimed_context(engine, psettings, TINY_METHOD, second_batch) as context:
+    with claimed_context(
+        engine, psettings, TINY_METHOD, second_batch, validation_set=golden
+    ) as context:
         second = method.run(context)
     second_experiment = client.get_experiment_by_name(second.mlflow_experiment)
     assert second_experiment.tags["starting_run_id"] == result.best_run_id
@@ -184,11 +198,16 @@ def test_not_promoted_when_the_best_run_does_not_beat_the_baseline(
 ) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=2))
-    with claimed_context(engine, psettings, TINY_METHOD, batch, {"learning_rate": 0.0}) as context:
+    golden = load_judged_set(engine, "golden", shop.judgments())
+    with claimed_context(
+        engine, psettings, TINY_METHOD, batch, {"learning_rate": 0.0}, validation_set=golden
+    ) as context:
         result = registry.get(TINY_METHOD).run(context)
-    assert result.promoted is False
+    assert (result.promoted, result.challenger) == (False, False)
     assert result.metrics is not None
     assert result.metrics["best"] == result.metrics["baseline"]
+    assert result.metrics["gain"] == 0.0 and result.metrics["gain_interval"] == [0.0, 0.0]
+    assert result.metrics["ties"] == result.metrics["queries"]
     assert result.best_model_uri == f"runs:/{result.best_run_id}/model"
     client = make_client(psettings)
     assert client.search_registered_models() == []
@@ -196,7 +215,8 @@ def test_not_promoted_when_the_best_run_does_not_beat_the_baseline(
         e for e in events(engine, context.task.task_id) if e["data"].get("promoted") is False
     ]
     assert reason["level"] == "warning"
-    assert reason["message"].startswith("Not promoted: the best run")
+    assert reason["message"].startswith("Not promoted: on judged set 'golden'")
+    assert reason["message"] == result.metrics["promotion_reason"]
     experiment = client.get_experiment_by_name(result.mlflow_experiment)
     for run in client.search_runs([experiment.experiment_id]):
         assert run.data.params.get("learning_rate") in (None, "0.0")
@@ -207,7 +227,8 @@ def test_every_run_failing_fails_the_task_with_the_first_failure(
 ) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=2))
-    task_id = create_task(engine, batch, method=BROKEN_METHOD)
+    golden = load_judged_set(engine, "golden", shop.judgments())
+    task_id = create_task(engine, batch, method=BROKEN_METHOD, validation_set=golden)
     with in_process_worker(psettings, engine, registry):
         task = wait_for(lambda: task_in(engine, task_id, "error"), 120, "the task to fail")
     assert task.error["code"] == "all_runs_failed"
@@ -254,7 +275,11 @@ def worker_options() -> dict[str, str]:
 
 
 def create_task(
-    engine: Engine, batch_id: str, method: str = TINY_METHOD, **hyperparameters: Any
+    engine: Engine,
+    batch_id: str,
+    method: str = TINY_METHOD,
+    validation_set: str | None = None,
+    **hyperparameters: Any,
 ) -> str:
     new = task_store.NewTask(
         fine_tuning_method=method,
@@ -263,6 +288,7 @@ def create_task(
         hyperparameters=hyperparameters,
         idempotency_key=None,
         request_hash="test",
+        validation_set=validation_set,
     )
     with write_transaction(engine) as conn:
         return task_store.create_task(conn, new).task.id
@@ -301,7 +327,10 @@ def test_cancel_during_training_stops_the_worker_and_leaves_no_folders(
 ) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=4))
-    task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
+    golden = load_judged_set(engine, "golden", shop.judgments())
+    task_id = create_task(
+        engine, batch, validation_set=golden, num_train_epochs=3, per_device_train_batch_size=4
+    )
     with in_process_worker(psettings, engine, registry):
         wait_for(lambda: event_seen(engine, task_id, "Run run-1 started"), 120, "run-1")
         with write_transaction(engine) as conn:
@@ -321,7 +350,10 @@ def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
 ) -> None:
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=4))
-    task_id = create_task(engine, batch, num_train_epochs=3, per_device_train_batch_size=4)
+    golden = load_judged_set(engine, "golden", shop.judgments())
+    task_id = create_task(
+        engine, batch, validation_set=golden, num_train_epochs=3, per_device_train_batch_size=4
+    )
     run_2 = psettings.work_dir / task_id / "iteration" / "runs" / "run-2" / "checkpoints"
     with workers(psettings, tmp_path, **worker_options()) as [first]:
         wait_for(lambda: list(run_2.glob("checkpoint-*/trainer_state.json")), 120, "run-2")

@@ -13,7 +13,13 @@ from sqlalchemy import Engine
 from clicktune.methods.default import DefaultFineTuningMethod
 from clicktune.settings import Settings
 from clicktune.tracking.serving import ModelStore
-from tests.pipeline_support import Shop, claimed_context, load_batch, with_mlflow_store
+from tests.pipeline_support import (
+    Shop,
+    claimed_context,
+    load_batch,
+    load_judged_set,
+    with_mlflow_store,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,9 +38,12 @@ def test_default_method_runs_on_the_packaged_model(engine: Engine, settings: Set
     method = DefaultFineTuningMethod()
     shop = Shop()
     batch = load_batch(engine, shop, shop.sessions(per_query=1))
-    with claimed_context(engine, settings, method.meta.name, batch, ONE_SMALL_RUN) as context:
+    golden = load_judged_set(engine, "golden", shop.judgments())
+    with claimed_context(
+        engine, settings, method.meta.name, batch, ONE_SMALL_RUN, validation_set=golden
+    ) as context:
         result = method.run(context)
-    assert result.metrics is not None
+    assert result.metrics is not None and result.metrics["evidence"] == "judged"
     assert result.mlflow_experiment == f"iteration / Default Fine Tuning Method / {batch}"
     assert 0.0 <= result.metrics["baseline"] <= 1.0
     assert 0.0 <= result.metrics["best"] <= 1.0

@@ -1,4 +1,5 @@
-"""The MLflow layout on a real local store: initial runs, iterations, the kept model, registry."""
+"""The MLflow layout on a real local store: initial runs, iterations, the kept model (in MLflow's
+sentence_transformers flavour), the registry's champion and challenger."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import mlflow.sentence_transformers
+import numpy as np
 import pytest
 from mlflow.entities import ViewType
+from sentence_transformers import SentenceTransformer
 
 from clicktune.settings import Settings
 from clicktune.tracking.iterations import (
@@ -18,26 +22,36 @@ from clicktune.tracking.iterations import (
     MethodTracking,
     iteration_name,
 )
+from clicktune.tracking.registry import CHALLENGER, CHAMPION, AliasMove
 from clicktune.tracking.server import MLFLOW_UI_ENV, mlflow_ui_command
 from clicktune.tracking.serving import ModelStore
-from tests.pipeline_support import with_mlflow_store
+from tests.pipeline_support import tiny_model_path, with_mlflow_store
 from tests.task_support import wait_for
 
 METHOD = "Tracking Test Method"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return with_mlflow_store(Settings(data_dir=tmp_path / "data"))
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh store, also where plain `mlflow` calls look (as a user's script would set it)."""
+    settings = with_mlflow_store(Settings(data_dir=tmp_path / "data"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.effective_mlflow_tracking_uri)
+    return settings
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "a-model"
-    folder.mkdir()
-    (folder / "modules.json").write_text("[]")
-    (folder / "weights.bin").write_bytes(b"\x00" * 64)
-    return folder
+def model_dir() -> Path:
+    return tiny_model_path()
+
+
+def _move(task_id: str, reason: str) -> AliasMove:
+    return AliasMove(task_id, reason, {"evidence": "judged"})
+
+
+def _embeds_like(folder: Path, model_dir: Path) -> bool:
+    texts = ["crimson sneaker", "hat in blue by zenith"]
+    kept = SentenceTransformer(str(folder), device="cpu").encode(texts)
+    return bool(np.allclose(kept, SentenceTransformer(str(model_dir)).encode(texts), atol=1e-6))
 
 
 def test_initial_model_is_uploaded_once_per_method(settings: Settings, model_dir: Path) -> None:
@@ -57,10 +71,10 @@ def test_initial_model_is_uploaded_once_per_method(settings: Settings, model_dir
     experiment = client.get_experiment_by_name(INITIAL_EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.info.run_name for run in runs) == ["Another Method", METHOD]
-    assert [f.path for f in client.list_artifacts(first, "model")] == [
-        "model/modules.json",
-        "model/weights.bin",
-    ]
+    kept = {f.path for f in client.list_artifacts(first, "model")}
+    assert {"model/MLmodel", "model/model.sentence_transformer"} <= kept
+    loaded = mlflow.sentence_transformers.load_model(f"runs:/{first}/model")
+    assert loaded.encode(["navy tote"]).shape == (1, 32)
     assert experiment.artifact_location == settings.mlflow_artifacts_dir.as_uri()
 
 
@@ -105,15 +119,15 @@ def test_one_model_per_iteration_promotion_and_retiring(
     assert [f.path for f in client.list_artifacts(run_b)] == ["model"]
 
     assert tracking.champion() is None
-    assert tracking.promote(run_b, "first") == "1"
-    assert tracking.promote(run_b, "first, again") == "1"
+    assert tracking.registry.promote(run_b, _move("task-1", "first")) == "1"
+    assert tracking.registry.promote(run_b, _move("task-1", "first, again")) == "1"
     assert tracking.champion().run_id == run_b
-    first.complete(promoted=True)
+    first.complete(run_b, {"clicktune.decision": "promoted"}, promoted=True, challenger=False)
     assert tracking.previous_iteration().experiment_id == first.experiment_id
 
     second = tracking.open_iteration("task-2", "batch-2", tracking.starting_run(lambda: model_dir))
     assert second.starting_run_id == run_b
-    second.complete(promoted=False)
+    second.complete(run_b, {}, promoted=False, challenger=False)
     assert tracking.retire_previous_iterations(second.experiment_id) == [first.name]
     deleted = client.get_experiment(first.experiment_id)
     assert deleted.lifecycle_stage == "deleted"
@@ -122,7 +136,9 @@ def test_one_model_per_iteration_promotion_and_retiring(
     version = tracking.champion()
     assert str(version.version) == "1"
     folder = ModelStore(settings).version_model_dir("tracking-test-model", version)
-    assert (folder / "weights.bin").read_bytes() == (model_dir / "weights.bin").read_bytes()
+    assert _embeds_like(folder, model_dir)
+    champion = mlflow.sentence_transformers.load_model("models:/tracking-test-model@champion")
+    assert champion.encode(["navy tote"]).shape == (1, 32)
     active = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
     assert first.name not in {e.name for e in active}
 
@@ -132,13 +148,51 @@ def test_top_parameter_sets_best_first(settings: Settings, model_dir: Path) -> N
     iteration = tracking.open_iteration("task-1", "batch-1", "start")
     for number, (rate, score) in enumerate([(1e-5, 0.3), (2e-5, 0.5), (3e-5, 0.4)], start=1):
         run_id = iteration.start_run(f"run-{number}", KIND_TRIAL, {"learning_rate": rate})
-        iteration.log_metrics(run_id, {"test_ndcg_at_10": score}, step=1)
+        iteration.log_metrics(run_id, {"judged_ndcg_at_10": score}, step=1)
         iteration.finish_run(run_id)
     failed = iteration.start_run("run-4", KIND_TRIAL, {"learning_rate": 4e-5})
     iteration.fail_run(failed, "boom")
-    top = tracking.top_parameter_sets(iteration.experiment_id, "test_ndcg_at_10", 2)
+    top = tracking.top_parameter_sets(iteration.experiment_id, "judged_ndcg_at_10", 2)
     assert top == [{"learning_rate": "2e-05"}, {"learning_rate": "3e-05"}]
     assert iteration.runs()["run-4"].status == "FAILED"
+
+
+def test_challenger_moves_and_the_history_says_why(settings: Settings, model_dir: Path) -> None:
+    tracking = MethodTracking(settings, METHOD, "alias-test-model")
+    registry = tracking.registry
+    iteration = tracking.open_iteration(
+        "task-1", "batch-1", tracking.initial_run(lambda: model_dir)
+    )
+    runs = []
+    for number in (1, 2, 3):
+        run_id = iteration.start_run(f"run-{number}", KIND_TRIAL)
+        iteration.save_model(run_id, model_dir)
+        iteration.finish_run(run_id)
+        runs.append(run_id)
+    assert registry.version(CHALLENGER) is None
+    assert registry.make_challenger(runs[0], _move("task-1", "no judged set")) == "1"
+    assert registry.make_challenger(runs[1], _move("task-2", "no judged set")) == "2"
+    assert registry.version(CHALLENGER).run_id == runs[1]
+    assert registry.promote(runs[2], _move("task-3", "judged: better")) == "3"
+    # Promoting the challenger itself ends its time as challenger.
+    assert registry.promote(runs[1], _move("task-4", "online: better")) == "2"
+    assert registry.version(CHALLENGER) is None
+    assert registry.version(CHAMPION).run_id == runs[1]
+    history = registry.history()
+    assert [(m["event"], m["version"], m["task_id"]) for m in history] == [
+        ("champion", "2", "task-4"),
+        ("champion", "3", "task-3"),
+        ("retired", "1", "task-2"),
+        ("challenger", "2", "task-2"),
+        ("challenger", "1", "task-1"),
+    ]
+    assert history[0]["reason"] == "online: better"
+    assert history[0]["evidence"] == {"evidence": "judged"}
+    aliases = registry.aliases()
+    assert aliases["challenger"] is None
+    assert aliases["champion"]["version"] == "2"
+    assert aliases["champion"]["task_id"] == "task-2"  # the task whose run made the version
+    assert aliases["champion"]["decided_by"] == "task-4"
 
 
 def test_mlflow_ui_command_serves_the_store(settings: Settings, model_dir: Path) -> None:

@@ -72,5 +72,5 @@ def test_chunked_top_k_equals_one_pass_with_ties() -> None:
     matrix = np.stack(list(scores.values()))
     chunked = TopK(len(matrix), 10, DOCS)
     for start in range(0, len(DOCS), 7):
-        chunked.add(matrix[:, start : start + 7], start)
+        chunked.add(matrix[:, start : start + 7], np.arange(start, min(start + 7, len(DOCS))))
     assert chunked.ids() == top_k(matrix, DOCS, 10)

@@ -10,13 +10,31 @@ from fastapi import FastAPI
 from clicktune import __version__
 from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
-from clicktune.api.routers import clickstream, embeddings, items, models, service, tasks
+from clicktune.api.routers import (
+    clickstream,
+    embeddings,
+    items,
+    judgments,
+    models,
+    service,
+    tasks,
+)
 from clicktune.logs import get_logger
 from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings, get_settings
 from clicktune.store.engine import make_engine, migrate
 
 log = get_logger(__name__)
+
+ROUTERS = (
+    service.router,
+    clickstream.router,
+    items.router,
+    judgments.router,
+    tasks.router,
+    models.router,
+    embeddings.router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,13 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         streamed_paths=frozenset({"/api/v1/clickstream/import"}),
     )
-    for router in (
-        service.router,
-        clickstream.router,
-        items.router,
-        tasks.router,
-        models.router,
-        embeddings.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
     return app

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import email.message
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clicktune.api.errors import ApiError, error_body
+from clicktune.api.errors import ApiError, error_body, validation_error
 
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"}
@@ -137,6 +137,104 @@ class LineSplitter:
             lines.append((self.number, bytes(self._partial)))
         self._partial.clear()
         self._too_long = False
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_line(
+    raw: bytes, model: type[Model], check: Callable[[Model], None] | None = None
+) -> Model | ApiError:
+    """One JSON object as `model` (then `check`ed), or the error an endpoint would answer."""
+    try:
+        value = model.model_validate_json(raw)
+        if check is not None:
+            check(value)
+    except ValidationError as exc:
+        return validation_error(exc.errors(include_url=False))
+    except ApiError as exc:
+        return exc
+    return value
+
+
+async def raw_body(request: Request) -> bytes:
+    """The whole body, for an endpoint that parses it itself (JSON or NDJSON)."""
+    return await request.body()
+
+
+def parse_bulk_body(
+    request: Request,
+    raw: bytes,
+    *,
+    envelope: type[BaseModel],
+    field: str,
+    line: type[Model],
+    max_line_bytes: int,
+    check_count: Callable[[int], None],
+    check: Callable[[Model], None] | None = None,
+) -> list[Model]:
+    """The objects of a bulk body, all or nothing: `{"<field>": [...]}` as JSON, or NDJSON (one
+    object a line). `check_count` sees how many there are first, `check` each one; the first bad
+    one is the error, its param `<field>.<index>.…` (and `Line <n>` named for NDJSON)."""
+    media = media_type(request)
+    if is_json(media):
+        parsed = parse_line(raw, envelope)
+        if isinstance(parsed, ApiError):
+            raise parsed
+        values: list[Model] = getattr(parsed, field)
+        check_count(len(values))
+        for index, value in enumerate(values):
+            if check is not None and isinstance(error := parse_checked(value, check), ApiError):
+                raise _at(error, f"{field}.{index}")
+        return values
+    if media not in NDJSON_TYPES:
+        raise unsupported_media_type(request, "application/json or application/x-ndjson")
+    return parse_ndjson(
+        raw,
+        line,
+        field=field,
+        max_line_bytes=max_line_bytes,
+        check_count=check_count,
+        check=check,
+    )
+
+
+def parse_ndjson(
+    raw: bytes,
+    line: type[Model],
+    *,
+    field: str,
+    max_line_bytes: int,
+    check_count: Callable[[int], None],
+    check: Callable[[Model], None] | None = None,
+) -> list[Model]:
+    """NDJSON as `line` objects, all or nothing (see `parse_bulk_body`)."""
+    splitter = LineSplitter(max_line_bytes)
+    lines = splitter.feed(raw) + splitter.finish()
+    check_count(len(lines))
+    values = []
+    for index, (number, text) in enumerate(lines):
+        result = parse_line(text or b"", line, check)
+        if isinstance(result, ApiError):
+            error = _at(result, f"{field}.{index}")
+            message = "not valid JSON." if error.code == "invalid_json" else error.message
+            raise ApiError(error.status, error.code, f"Line {number}: {message}", error.param)
+        values.append(result)
+    return values
+
+
+def parse_checked(value: Model, check: Callable[[Model], None]) -> Model | ApiError:
+    try:
+        check(value)
+    except ApiError as exc:
+        return exc
+    return value
+
+
+def _at(error: ApiError, where: str) -> ApiError:
+    """The error of one object of a bulk body, its param under the object's place."""
+    param = f"{where}.{error.param}" if error.param else where
+    return ApiError(error.status, error.code, error.message, param)
 
 
 async def ndjson_chunks(

@@ -50,17 +50,27 @@ _HTTP_CODES = {
 }
 
 
-def _param_path(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or None
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
-def validation_error(errors: Sequence[Any]) -> ApiError:
-    """The contract's error for pydantic validation errors: the first one names the param."""
+def _param_path(loc: tuple[Any, ...], located: bool) -> str | None:
+    """`a.0.b` from a pydantic location; `located`: its first part says where in the request
+    (FastAPI's `body`, `query`, …), not a field."""
+    if located and loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    return ".".join(str(part) for part in loc) or None
+
+
+def validation_error(errors: Sequence[Any], *, located: bool = False) -> ApiError:
+    """The contract's error for pydantic validation errors: the first one names the param.
+
+    `located`: the errors are FastAPI's request errors (their locations start with where in
+    the request); else a model validated the body itself.
+    """
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     if first.get("type") == "json_invalid":
         return ApiError(400, "invalid_json", "The request body is not valid JSON.")
-    param = _param_path(tuple(first.get("loc", ())))
+    param = _param_path(tuple(first.get("loc", ())), located)
     ctx_code = (first.get("ctx") or {}).get("code") if isinstance(first.get("ctx"), dict) else None
     code = ctx_code or "invalid_request"
     message = str(first.get("msg", "invalid request"))
@@ -70,7 +80,7 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
 
 
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
-    error = validation_error(exc.errors())
+    error = validation_error(exc.errors(), located=True)
     return error_response(error.status, error.code, error.message, error.param)
 
 

@@ -1,4 +1,5 @@
-"""NDJSON imports of clickstream and items, chunk by chunk: shared by the API and the CLI.
+"""NDJSON imports of clickstream and items, chunk by chunk, and of judged sets: shared by the API
+and the CLI.
 
 A bad line is reported with the error the endpoint for one such object would give, and skipped;
 the good lines of every chunk are stored. Memory holds one chunk and the first error reports.
@@ -10,17 +11,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from clicktune.api.bodies import LineSplitter
-from clicktune.api.errors import ApiError, error_body, validation_error
+from clicktune.api.bodies import LineSplitter, parse_line, parse_ndjson
+from clicktune.api.errors import ApiError, error_body
 from clicktune.api.schemas.clickstream import SessionImportIn, check_events, check_session
 from clicktune.api.schemas.items import ItemIn, check_item
+from clicktune.api.schemas.judgments import JudgmentIn, check_judgment_count, check_judgments
 from clicktune.settings import Settings
 from clicktune.store.clickstream import ImportLine, import_sessions
 from clicktune.store.engine import write_transaction
 from clicktune.store.items import upsert_items
+from clicktune.store.judgments import replace_judgment_set
 from clicktune.timeutil import now as current_time
 
 LINES_PER_CHUNK = 500
@@ -58,16 +61,11 @@ def _parse_lines(
             message = f"The line is longer than {settings.max_request_bytes} bytes."
             errors.append((number, "line_too_long", message, None))
             continue
-        try:
-            parsed = model.model_validate_json(raw)
-            check(parsed)
-        except ValidationError as exc:
-            error = validation_error(exc.errors(include_url=False))
-        except ApiError as exc:
-            error = exc
-        else:
+        parsed = parse_line(raw, model, check)
+        if not isinstance(parsed, ApiError):
             good.append((number, parsed))
             continue
+        error = parsed
         message = "The line is not valid JSON." if error.code == "invalid_json" else error.message
         errors.append((number, error.code, message, error.param))
     return good, errors
@@ -162,3 +160,24 @@ def import_file(
     pending += splitter.finish()
     if pending:
         run.add(pending)
+
+
+def import_judgments(path: Path, set_id: str, engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Replace the judged set `set_id` with a JSONL file's judgments, all or nothing (as
+    `PUT /judgments/{set_id}` with NDJSON); `ApiError` names the first bad line."""
+    judgments = parse_ndjson(
+        path.read_bytes(),
+        JudgmentIn,
+        field="judgments",
+        max_line_bytes=settings.max_request_bytes,
+        check_count=lambda count: check_judgment_count(count, settings),
+    )
+    rows = check_judgments(judgments, settings)
+    with write_transaction(engine) as conn:
+        summary, unknown = replace_judgment_set(conn, set_id, rows)
+    return {
+        "set_id": summary.set_id,
+        "queries": summary.queries,
+        "judgments": summary.judgments,
+        "unknown_objects": unknown,
+    }

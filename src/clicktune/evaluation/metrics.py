@@ -2,9 +2,10 @@
 
 The task's evaluation, the simulator, the demo and `bench/quality.py` all score rankings here, so
 a benchmark figure and a task figure mean the same thing. Gains are the grades as given (linear,
-as trec_eval and BEIR use them); Recall and MRR count a document relevant when its grade is above
-0, and an unjudged document is not relevant. The values agree with trec_eval's `ndcg_cut_10`,
-`recall_100` and reciprocal rank cut at 10 (a test checks them against `ir_measures`).
+as trec_eval and BEIR use them) unless turned into `2^grade - 1` first (`exponential_gains`, what
+a judged set's grades mean, EVALUATION.md); Recall and MRR count a document relevant when its
+gain is above 0, and an unjudged document is not relevant. The values agree with trec_eval's
+`ndcg_cut_10`, `recall_100` and reciprocal rank cut at 10 (a test checks them with `ir_measures`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ Qrels = Mapping[str, Mapping[str, float]]
 """Query id → document id → grade."""
 
 _DISCOUNTS = 1.0 / np.log2(np.arange(2, MAX_K + 2))
+
+
+def exponential_gains(qrels: Qrels) -> dict[str, dict[str, float]]:
+    """Grades 0, 1, 2, 3 … as gains 0, 1, 3, 7 …: a perfect result is worth more than twice a
+    good one."""
+    return {
+        query_id: {doc_id: 2.0**grade - 1.0 for doc_id, grade in judged.items()}
+        for query_id, judged in qrels.items()
+    }
 
 
 def ndcg_at_k(ranking: Sequence[str], gains: Mapping[str, float], k: int) -> float:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,11 +65,12 @@ class TopK:
         self.scores = np.empty((queries, 0), dtype=np.float32)
         self.index = np.empty((queries, 0), dtype=np.int64)
 
-    def add(self, scores: np.ndarray, offset: int) -> None:
-        """Scores of documents `offset … offset + scores.shape[1] - 1` for every query."""
-        columns = np.arange(offset, offset + scores.shape[1], dtype=np.int64)
+    def add(self, scores: np.ndarray, columns: np.ndarray) -> None:
+        """`scores[:, i]` scores document `columns[i]` (an index into `doc_ids`) for each query."""
         merged_scores = np.concatenate([self.scores, scores.astype(np.float32, copy=False)], 1)
-        merged_index = np.concatenate([self.index, np.broadcast_to(columns, scores.shape)], axis=1)
+        merged_index = np.concatenate(
+            [self.index, np.broadcast_to(columns.astype(np.int64), scores.shape)], axis=1
+        )
         k = min(self.k, merged_scores.shape[1])
         kept_scores = np.empty((len(merged_scores), k), dtype=np.float32)
         kept_index = np.empty((len(merged_scores), k), dtype=np.int64)
@@ -89,8 +92,17 @@ class TopK:
 def top_k(scores: np.ndarray, doc_ids: Sequence[str], k: int) -> list[list[str]]:
     """The ids of each row's `k` best-scored documents, best first (ties as `TopK`)."""
     best = TopK(len(scores), k, doc_ids)
-    best.add(scores, 0)
+    best.add(scores, np.arange(len(doc_ids)))
     return best.ids()
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    """Queries to rank over the corpus, or over a part of it (`doc_ids`)."""
+
+    texts: Sequence[str]
+    doc_ids: AbstractSet[str] | None = None
+    """The documents these queries rank; None: the whole corpus."""
 
 
 class DenseRetriever:
@@ -126,11 +138,33 @@ class DenseRetriever:
 
     def search(self, queries: Sequence[str], k: int = MAX_K) -> list[list[str]]:
         """The ids of the `k` best documents of each query, best first."""
-        encoded = self._encode(list(queries), query=True)
-        best = TopK(len(encoded), k, self.doc_ids)
+        return self.rank({"queries": QuerySet(queries)}, k)["queries"]
+
+    def rank(
+        self, query_sets: Mapping[str, QuerySet], k: int = MAX_K
+    ) -> dict[str, list[list[str]]]:
+        """Each set's queries ranked over its documents, from one pass over the corpus: a corpus
+        is encoded once however many sets share it."""
+        encoded = {
+            name: self._encode(list(qs.texts), query=True) for name, qs in query_sets.items()
+        }
+        members = {
+            name: None
+            if qs.doc_ids is None
+            else np.fromiter((d in qs.doc_ids for d in self.doc_ids), bool, len(self.doc_ids))
+            for name, qs in query_sets.items()
+        }
+        best = {name: TopK(len(encoded[name]), k, self.doc_ids) for name in query_sets}
         for start, chunk in self._corpus_chunks():
-            best.add(encoded @ chunk.T, start)
-        return best.ids()
+            columns = np.arange(start, start + len(chunk))
+            for name, queries in encoded.items():
+                member = members[name]
+                if member is None:
+                    best[name].add(queries @ chunk.T, columns)
+                else:
+                    inside = member[start : start + len(chunk)]
+                    best[name].add(queries @ chunk[inside].T, columns[inside])
+        return {name: topk.ids() for name, topk in best.items()}
 
     def corpus_embeddings(self) -> np.ndarray:
         """The whole corpus encoded (loaded from `cache_path` when it is there)."""

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from clicktune.errors import InvalidHyperparameter, TaskCanceled
 from clicktune.settings import Settings
+from clicktune.status import Promotion
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class TaskResult:
     best_run_id: str | None = None
     best_model_uri: str | None = None
     promoted: bool | None = None
+    """The model became the method's champion."""
+    challenger: bool | None = None
+    """The model became the method's challenger (live traffic decides)."""
     mlflow_experiment: str | None = None
 
 
@@ -48,6 +52,11 @@ class TaskSpec:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    validation_set: str | None = None
+    """The judged set that decides (`iter_judgments`); None: no judged evidence."""
+    promotion: Promotion = Promotion.AUTO
+    n_trials: int | None = None
+    """Runs the task asked for; None: the method decides."""
 
 
 class TaskContext(abc.ABC):
@@ -83,6 +92,15 @@ class TaskContext(abc.ABC):
     def items(self, object_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The catalog's items among `object_ids` (`{object_id, text, fields, meta}`); unknown
         ids are absent."""
+
+    @abc.abstractmethod
+    def iter_catalog(self) -> Iterator[dict[str, Any]]:
+        """Every item of the catalog (`{object_id, text, fields, meta}`), in object_id order."""
+
+    @abc.abstractmethod
+    def judgments(self, set_id: str) -> tuple[str, dict[str, dict[str, int]]]:
+        """A judged set as `query → object_id → grade`, with the digest of its content; raises
+        `TaskFailed` (`judgment_set_not_found`) when the set is gone."""
 
     @abc.abstractmethod
     def add_event(

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
         SentenceTransformerTrainingArguments,
     )
 
-    from clicktune.evaluation.evaluator import RetrievalEvaluator
+    from clicktune.evaluation.evaluator import TaskEvaluator
+    from clicktune.methods.judged import JudgedSet
     from clicktune.training.trainer import RunCallback, TrainOutcome
 
 
@@ -91,6 +92,9 @@ class EmbeddingMethodConfig:
     test_fraction: float = 0.2
     min_labelled_queries: int = 10
     main_metric: str = "ndcg_at_10"
+    min_gain: float = 0.0
+    """Promote only when the lower bound of the gain's 95 % interval on the judged set is above
+    this (EVALUATION.md)."""
     position_bias_eta: float | None = None
     """Weight positives by position**eta (inverse examination propensity); None: off."""
     item_fields: tuple[str, ...] = ()
@@ -223,15 +227,26 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
         return model
 
     def make_evaluator(
-        self, data: PreparedData, is_canceled: Callable[[], bool] = lambda: False
-    ) -> RetrievalEvaluator:
-        from clicktune.evaluation.evaluator import RetrievalEvaluator
+        self,
+        data: PreparedData,
+        is_canceled: Callable[[], bool] = lambda: False,
+        judged: JudgedSet | None = None,
+    ) -> TaskEvaluator:
+        """Held-out clicks over the batch's shown results and, with a judged set, its queries
+        over the catalog (or its pool): one encoding of both per evaluation."""
+        from clicktune.evaluation.evaluator import TaskEvaluator
+        from clicktune.evaluation.evidence import CLICKS, JUDGED, EvidenceSet
 
-        return RetrievalEvaluator(
-            data.test_queries,
-            data.test_qrels,
-            data.texts,
+        sets = {CLICKS: EvidenceSet(data.test_queries, data.test_qrels, frozenset(data.texts))}
+        pool = dict(data.texts)
+        if judged is not None:
+            sets[JUDGED] = judged.evidence
+            pool.update(judged.corpus)
+        return TaskEvaluator(
+            pool,
+            sets,
             main_metric=self.config.main_metric,
+            primary_set=JUDGED if judged is not None else CLICKS,
             batch_size=self.config.eval_batch_size,
             is_canceled=is_canceled,
             bf16=self.uses_bf16(),
@@ -297,8 +312,8 @@ class EmbeddingFineTuningMethod(FineTuningMethod):
             **passed,
         )
 
-    def evaluate(self, model_dir: Path, evaluator: RetrievalEvaluator) -> dict[str, float]:
-        """The model's metrics on the test split (the baseline uses this)."""
+    def evaluate(self, model_dir: Path, evaluator: TaskEvaluator) -> dict[str, float]:
+        """The model's metrics on the task's evidence (the baseline uses this)."""
         return evaluator(self.load_model(model_dir))
 
     def train(

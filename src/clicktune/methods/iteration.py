@@ -1,49 +1,60 @@
-"""The standard iteration (PIPELINE.md's eight steps) of embedding methods.
+"""The standard iteration (PIPELINE.md's eight steps, decided as EVALUATION.md says) of embedding
+methods.
 
 `EmbeddingFineTuningMethod.run` calls `run_iteration`; the method's hooks do each step's work
 (examples, model, loss, training arguments, evaluation), this module orders the steps, tracks them
-in MLflow and reports them to the task. Everything this attempt
-needs to know about earlier attempts of the same task is read back from MLflow (the iteration's
-experiment and its runs), so a task taken over from a lost worker does not redo finished runs,
-and an unfinished run resumes from its newest checkpoint when the work folder still has it.
+in MLflow, decides what becomes of the best model and reports it all to the task. Everything this
+attempt needs to know about earlier attempts of the same task is read back from MLflow (the
+iteration's experiment, its runs, their per-query scores), so a task taken over from a lost
+worker does not redo finished runs, and an unfinished run resumes from its newest checkpoint when
+the work folder still has it.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clicktune.errors import InvalidHyperparameter, TaskCanceled, TaskFailed
+from clicktune.evaluation.comparison import Comparison, paired_comparison
+from clicktune.evaluation.evidence import CLICKS, JUDGED
 from clicktune.logs import get_logger
 from clicktune.methods.base import TaskContext, TaskResult
+from clicktune.methods.decision import Decision, alias_evidence, decide, decision_tags
+from clicktune.methods.judged import JudgedSet, load_judged_set
 from clicktune.tracking.iterations import (
     BASELINE_RUN,
     KIND_BASELINE,
     KIND_TRIAL,
     TAG_KIND,
     TAG_PARAMS_HASH,
+    TAG_SELECTION,
     Iteration,
     MethodTracking,
     MetricBuffer,
     RunRecord,
-    model_uri,
     trial_run_name,
 )
+from clicktune.tracking.models import model_uri
+from clicktune.tracking.registry import AliasMove
 from clicktune.training.examples import PreparedData
 from clicktune.training.search_space import Value, parse_params
 
 if TYPE_CHECKING:
-    from clicktune.evaluation.evaluator import RetrievalEvaluator
+    from clicktune.evaluation.evaluator import TaskEvaluator
     from clicktune.methods.embedding import EmbeddingFineTuningMethod
+    from clicktune.training.search import HyperparameterSearch
 
 log = get_logger(__name__)
 
 # Share of `percent` before training starts and after it ends.
 _BEFORE_TRAINING = 5.0
 _AFTER_TRAINING = 95.0
+PER_QUERY_ARTIFACT = "evaluation/judged_per_query.json"
+"""A run's judged main metric per query: what a later attempt compares without re-evaluating."""
 
 
 def run_iteration(method: EmbeddingFineTuningMethod, context: TaskContext) -> TaskResult:
@@ -52,10 +63,15 @@ def run_iteration(method: EmbeddingFineTuningMethod, context: TaskContext) -> Ta
 
 
 @dataclass
-class _Best:
+class _Scored:
+    """A model's evaluation: the metric runs are selected by, all metrics, judged per query."""
+
     run_id: str
-    number: int
     value: float
+    metrics: dict[str, float]
+    per_query: dict[str, float] | None = None
+    number: int = 0
+    """The trial's number (`run-<n>`); 0 for the baseline."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,18 @@ class _Opened:
     iteration: Iteration
     data: PreparedData
     start_dir: Path
-    evaluator: RetrievalEvaluator
+    evaluator: TaskEvaluator
+    judged: JudgedSet | None
+
+
+@dataclass
+class _Search:
+    """The runs of this iteration: done by earlier attempts and still to do."""
+
+    total: int
+    search: HyperparameterSearch
+    trials: dict[str, RunRecord]
+    earlier: dict[str, dict[str, Value]] = field(default_factory=dict)
 
 
 class IterationPipeline:
@@ -76,9 +103,11 @@ class IterationPipeline:
         self.context = context
         self.task = context.task
         self.main_metric = method.config.main_metric
+        self.selection = f"{CLICKS}_{self.main_metric}"
+        """The metric runs are selected by: judged when the task has a judged set."""
         self.root = context.work_dir / "iteration"
         self.log = log.bind(task_id=self.task.task_id, method=method.meta.name)
-        self.runs_total = self.config.n_trials
+        self.runs_total = 1
         self.runs_done = 0
 
     # -- reporting ------------------------------------------------------------------------
@@ -130,6 +159,7 @@ class IterationPipeline:
         )
         data = self.method.prepare_data(self.context, self.root / "data")
         self._report_data(data)
+        judged = self._judged_set()
 
         self.stage("initial_model", "Resolving the starting model", percent=1.0)
         tracking = MethodTracking(
@@ -137,6 +167,7 @@ class IterationPipeline:
         )
         candidate = tracking.starting_run(self.method.initial_model_path)
         iteration = tracking.open_iteration(self.task.task_id, self.task.batch_id, candidate)
+        iteration.set_tag(TAG_SELECTION, self.selection)
         start_dir = tracking.download_model(iteration.starting_run_id, self.root / "start")
         self.context.add_event(
             f"Starting from the model of MLflow run {iteration.starting_run_id}; iteration "
@@ -150,13 +181,8 @@ class IterationPipeline:
             starting_run_id=iteration.starting_run_id,
         )
 
-        opened = _Opened(
-            tracking,
-            iteration,
-            data,
-            start_dir,
-            self.method.make_evaluator(data, self.context.is_canceled),
-        )
+        evaluator = self.method.make_evaluator(data, self.context.is_canceled, judged)
+        opened = _Opened(tracking, iteration, data, start_dir, evaluator, judged)
         runs = iteration.runs()
         baseline = self._baseline(opened, runs.get(BASELINE_RUN))
         best = self._search(opened, runs, fixed)
@@ -180,12 +206,48 @@ class IterationPipeline:
                 examples=data.missing_examples,
             )
 
-    def _baseline(self, opened: _Opened, record: RunRecord | None) -> float:
-        self.stage("baseline", "Evaluating the starting model on the test split", percent=3.0)
+    def _judged_set(self) -> JudgedSet | None:
+        """The task's judged set, ready to rank (None without one: no judged evidence)."""
+        set_id = self.task.validation_set
+        if set_id is None:
+            self.context.add_event(
+                "No judged set: held-out clicks are reported as diagnostics (clicks_*) and "
+                "cannot promote",
+                evidence="none",
+            )
+            return None
+        self.stage("judged_set", f"Reading judged set {set_id!r} and the catalog", percent=0.5)
+        judged = load_judged_set(
+            self.method,
+            self.context,
+            set_id,
+            max_items=self.context.settings.judged_max_items,
+            seed=self.config.seed,
+        )
+        self.selection = f"{JUDGED}_{self.main_metric}"
+        self.context.add_event(
+            f"Deciding on {judged.describe()}",
+            validation_set=set_id,
+            validation_set_digest=judged.digest,
+            queries=len(judged.evidence.judged_queries()),
+            items=len(judged.corpus),
+            catalog_items=judged.catalog_items,
+            pooled=judged.pooled,
+        )
+        if judged.judged_without_content:
+            self.context.add_event(
+                f"{judged.judged_without_content} judged objects have no content in the catalog: "
+                "no model can retrieve them (they still count as relevant)",
+                level="warning",
+                judged_without_content=judged.judged_without_content,
+            )
+        return judged
+
+    def _baseline(self, opened: _Opened, record: RunRecord | None) -> _Scored:
+        self.stage("baseline", "Evaluating the starting model", percent=3.0)
         iteration = opened.iteration
-        key = f"test_{self.main_metric}"
-        if record is not None and record.finished and key in record.metrics:
-            value = record.metrics[key]
+        if record is not None and record.finished and self.selection in record.metrics:
+            baseline = self._scored(opened, record, 0)
         else:
             run_id = iteration.start_run(BASELINE_RUN, KIND_BASELINE, existing=record)
             try:
@@ -193,76 +255,118 @@ class IterationPipeline:
             except TaskCanceled:
                 iteration.kill_run(run_id)
                 raise
-            iteration.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
+            iteration.log_metrics(run_id, metrics, step=0)
+            baseline = _Scored(run_id, metrics[self.selection], metrics, self._per_query(opened))
+            if baseline.per_query is not None:
+                iteration.log_json(run_id, baseline.per_query, PER_QUERY_ARTIFACT)
             iteration.finish_run(run_id)
-            value = metrics[self.main_metric]
         self.context.add_event(
-            f"Baseline {self.main_metric} = {value:.4f}",
-            baseline=value,
-            main_metric=self.main_metric,
+            f"Baseline {self.selection} = {baseline.value:.4f}",
+            baseline=baseline.value,
+            metrics=baseline.metrics,
         )
-        return value
+        return baseline
 
-    def _search(
+    def _per_query(self, opened: _Opened) -> dict[str, float] | None:
+        """The judged main metric of each query in the evaluator's last evaluation."""
+        if opened.judged is None:
+            return None
+        scores = opened.evaluator.last_per_query[JUDGED]
+        return {query: values[self.main_metric] for query, values in scores.items()}
+
+    def _scored(self, opened: _Opened, record: RunRecord, number: int) -> _Scored:
+        """A run an earlier attempt finished, as it was scored then."""
+        per_query = None
+        if opened.judged is not None:
+            per_query = opened.iteration.read_json(record.run_id, PER_QUERY_ARTIFACT)
+        metrics = dict(record.metrics)
+        return _Scored(record.run_id, metrics[self.selection], metrics, per_query, number)
+
+    def _plan(
         self, opened: _Opened, runs: dict[str, RunRecord], fixed: Mapping[str, Value]
-    ) -> _Best:
+    ) -> _Search:
+        """How many runs, with which parameters first. With a judged set: the method's number of
+        trials (or the task's), the previous iteration's best sets first. Without one a search
+        cannot select, so: one run of the method's first trial, unless the task asks for more."""
         from clicktune.training.search import HyperparameterSearch, first_trial_sets, params_hash
 
         tracking, iteration = opened.tracking, opened.iteration
         space = self.config.search_space
         search = HyperparameterSearch(space, fixed, seed=self.config.seed)
-        self.runs_total = self.config.n_trials if search.searchable else 1
-        key = f"test_{self.main_metric}"
+        if not search.searchable:
+            total = 1
+        elif self.task.n_trials is not None:
+            total = self.task.n_trials
+        else:
+            total = self.config.n_trials if opened.judged is not None else 1
         trials = {name: r for name, r in runs.items() if r.tags.get(TAG_KIND) == KIND_TRIAL}
-        earlier = {name: parse_params(space, r.params) for name, r in trials.items()}
-        best: _Best | None = None
-        for name, record in trials.items():
-            if record.finished and key in record.metrics:
-                search.add_result(earlier[name], record.metrics[key])
-                number = int(name.rsplit("-", 1)[1])
-                if best is None or record.metrics[key] > best.value:
-                    best = _Best(record.run_id, number, record.metrics[key])
-        for record in trials.values():
-            if record.has_model and (best is None or record.run_id != best.run_id):
-                iteration.delete_model(record.run_id)
-        previous = tracking.previous_iteration(exclude_experiment_id=iteration.experiment_id)
+        plan = _Search(total, search, trials)
+        plan.earlier = {name: parse_params(space, r.params) for name, r in trials.items()}
+        skip = {params_hash(p) for p in plan.earlier.values()}
+        previous = None
+        if opened.judged is not None:
+            previous = tracking.previous_iteration(exclude_experiment_id=iteration.experiment_id)
         if previous is not None:
-            top = tracking.top_parameter_sets(previous.experiment_id, key, self.config.top_k)
+            key = previous.tags.get(TAG_SELECTION, self.selection)
             parsed = []
-            for raw in top:
+            for raw in tracking.top_parameter_sets(previous.experiment_id, key, self.config.top_k):
                 try:
                     parsed.append(parse_params(space, raw))
                 except ValueError:
                     continue
-            search.enqueue(parsed, skip={params_hash(p) for p in earlier.values()})
-            self.context.add_event(
-                f"Trying the {len(parsed)} best parameter sets of {previous.name!r} first",
-                previous_experiment=previous.name,
-                parameter_sets=parsed,
-            )
-        else:
-            search.enqueue(
-                first_trial_sets(space, self.config.first_trials),
-                skip={params_hash(p) for p in earlier.values()},
-            )
+            if parsed:
+                search.enqueue(parsed, skip=skip)
+                self.context.add_event(
+                    f"Trying the {len(parsed)} best parameter sets of {previous.name!r} first",
+                    previous_experiment=previous.name,
+                    parameter_sets=parsed,
+                )
+                return plan
+        search.enqueue(first_trial_sets(space, self.config.first_trials), skip=skip)
+        return plan
 
-        self.stage("training", f"Training {self.runs_total} runs", percent=_BEFORE_TRAINING)
+    def _search(
+        self, opened: _Opened, runs: dict[str, RunRecord], fixed: Mapping[str, Value]
+    ) -> _Scored:
+        plan = self._plan(opened, runs, fixed)
+        self.runs_total = plan.total
+        best: _Scored | None = None
+        for name, record in plan.trials.items():
+            if record.finished and self.selection in record.metrics:
+                scored = self._scored(opened, record, int(name.rsplit("-", 1)[1]))
+                plan.search.add_result(plan.earlier[name], scored.value)
+                if best is None or scored.value > best.value:
+                    best = scored
+        for record in plan.trials.values():
+            if record.has_model and (best is None or record.run_id != best.run_id):
+                opened.iteration.delete_model(record.run_id)
+
+        self.stage(
+            "training",
+            f"Training {self.runs_total} run{'s' if self.runs_total > 1 else ''}, selected by "
+            f"{self.selection}",
+            percent=_BEFORE_TRAINING,
+            selection=self.selection,
+        )
         first_failure: str | None = None
-        self.runs_done = sum(1 for r in trials.values() if r.finished and key in r.metrics)
+        self.runs_done = sum(
+            1 for r in plan.trials.values() if r.finished and self.selection in r.metrics
+        )
         for number in range(1, self.runs_total + 1):
             name = trial_run_name(number)
-            record = trials.get(name)
-            if record is not None and record.finished and key in record.metrics:
+            record = plan.trials.get(name)
+            if record is not None and record.finished and self.selection in record.metrics:
                 continue
             if record is not None:
-                token, params = None, earlier[name]
+                token, params = None, plan.earlier[name]
             else:
-                token, params = search.ask()
-            value, failure, best = self._run_trial(opened, number, params, record, best)
+                token, params = plan.search.ask()
+            scored, failure, best = self._run_trial(opened, number, params, record, best)
+            value = None if scored is None else scored.value
             if token is None:
-                search.add_result(params, value)
+                plan.search.add_result(params, value)
             else:
-                search.tell(token, value)
+                plan.search.tell(token, value)
             if failure is not None:
                 first_failure = first_failure or failure
         if best is None:
@@ -277,12 +381,12 @@ class IterationPipeline:
         number: int,
         params: Mapping[str, Value],
         record: RunRecord | None,
-        best: _Best | None,
-    ) -> tuple[float | None, str | None, _Best | None]:
+        best: _Scored | None,
+    ) -> tuple[_Scored | None, str | None, _Scored | None]:
         """Train, evaluate and (when it is the best so far) keep one run's model.
 
-        Returns the main metric (None when the run failed), the failure message, and the best
-        run after this one.
+        Returns the run's scores (None when it failed), the failure message, and the best run
+        after this one.
         """
         from clicktune.training.search import params_hash
         from clicktune.training.trainer import RunCallback
@@ -314,12 +418,20 @@ class IterationPipeline:
             outcome = self.method.train(opened.start_dir, opened.data, params, run_dir, callback)
             buffer.add({"train_examples_per_s": outcome.examples_per_second}, outcome.steps)
             buffer.flush()
-            value = outcome.metrics[self.main_metric]
-            if best is None or value > best.value:
+            scored = _Scored(
+                run_id,
+                outcome.metrics[self.selection],
+                dict(outcome.metrics),
+                self._per_query(opened),
+                number,
+            )
+            if scored.per_query is not None:
+                iteration.log_json(run_id, scored.per_query, PER_QUERY_ARTIFACT)
+            if best is None or scored.value > best.value:
                 iteration.save_model(run_id, run_dir / "model")
                 if best is not None:
                     iteration.delete_model(best.run_id)
-                best = _Best(run_id, number, value)
+                best = scored
             iteration.finish_run(run_id)
         except TaskCanceled:
             self._stop_run(iteration, run_id, buffer)
@@ -341,7 +453,7 @@ class IterationPipeline:
         shutil.rmtree(run_dir, ignore_errors=True)
         resumed = outcome.resumed_from_step
         self.context.add_event(
-            f"Run {name} finished: {self.main_metric} = {value:.4f}"
+            f"Run {name} finished: {self.selection} = {scored.value:.4f}"
             + (f" (resumed from the checkpoint of step {resumed})" if resumed else ""),
             run=number,
             run_id=run_id,
@@ -351,40 +463,60 @@ class IterationPipeline:
             resumed_from_step=resumed,
         )
         run_log.info("run_finished", metrics=outcome.metrics, steps=outcome.steps)
-        return value, None, best
+        return scored, None, best
 
     def _stop_run(self, iteration: Iteration, run_id: str, buffer: MetricBuffer) -> None:
         buffer.flush()
         iteration.kill_run(run_id)
         self.log.info("run_canceled", run_id=run_id)
 
-    def _complete(self, opened: _Opened, baseline: float, best: _Best) -> TaskResult:
+    # -- step 7: the decision --------------------------------------------------------------
+
+    def _complete(self, opened: _Opened, baseline: _Scored, best: _Scored) -> TaskResult:
         tracking, iteration = opened.tracking, opened.iteration
-        self.stage("completing", "Completing the iteration", percent=_AFTER_TRAINING)
-        promoted = best.value > baseline
-        if promoted:
-            version = tracking.promote(
-                best.run_id,
-                f"{iteration.name}, run-{best.number}: {self.main_metric} {best.value:.4f} "
-                f"(baseline {baseline:.4f})",
+        self.stage("completing", "Deciding and completing the iteration", percent=_AFTER_TRAINING)
+        comparison = None
+        if opened.judged is not None:
+            assert baseline.per_query is not None and best.per_query is not None
+            comparison = paired_comparison(
+                self.main_metric, baseline.per_query, best.per_query, seed=self.config.seed
             )
-            self.context.add_event(
-                f"Promoted run-{best.number} ({self.main_metric} {best.value:.4f} > baseline "
-                f"{baseline:.4f}) as version {version} of {tracking.registered_model_name!r} "
-                "(alias champion)",
-                promoted=True,
-                version=version,
-                best_run_id=best.run_id,
-            )
-        else:
-            self.context.add_event(
-                f"Not promoted: the best run ({self.main_metric} {best.value:.4f}) did not beat "
-                f"the starting model ({baseline:.4f}); the current model stays",
-                level="warning",
-                promoted=False,
-                best_run_id=best.run_id,
-            )
-        iteration.complete(promoted)
+        decision = decide(
+            self.task.promotion,
+            comparison,
+            min_gain=self.config.min_gain,
+            run=trial_run_name(best.number),
+            judged_set=self.task.validation_set,
+        )
+        metrics = self._metrics(opened, baseline, best, comparison, decision)
+        move = AliasMove(self.task.task_id, decision.reason, alias_evidence(metrics))
+        version = None
+        if decision.promoted:
+            version = tracking.registry.promote(best.run_id, move)
+        elif decision.challenger:
+            version = tracking.registry.make_challenger(best.run_id, move)
+        iteration.complete(
+            best.run_id,
+            decision_tags(decision, comparison, version),
+            promoted=decision.promoted,
+            challenger=decision.challenger,
+        )
+        self.context.add_event(
+            decision.reason
+            + (
+                f" Version {version} of {tracking.registered_model_name!r} is now the "
+                f"{'champion' if decision.promoted else 'challenger'}."
+                if version
+                else ""
+            ),
+            level="info" if decision.promoted or decision.challenger else "warning",
+            promoted=decision.promoted,
+            challenger=decision.challenger,
+            evidence=decision.evidence,
+            version=version,
+            best_run_id=best.run_id,
+            **({"comparison": comparison.as_dict()} if comparison is not None else {}),
+        )
         retired = tracking.retire_previous_iterations(iteration.experiment_id)
         if retired:
             self.context.add_event(
@@ -394,11 +526,54 @@ class IterationPipeline:
         self.stage("cleanup", "Removing temporary folders", percent=99.0)
         shutil.rmtree(self.root, ignore_errors=True)
         self.progress("done", percent=100.0)
-        self.log.info("iteration_done", promoted=promoted, best=best.value, baseline=baseline)
+        self.log.info(
+            "iteration_done",
+            promoted=decision.promoted,
+            challenger=decision.challenger,
+            evidence=decision.evidence,
+            best=best.value,
+            baseline=baseline.value,
+        )
         return TaskResult(
-            metrics={"main_metric": self.main_metric, "baseline": baseline, "best": best.value},
+            metrics=metrics,
             best_run_id=best.run_id,
             best_model_uri=model_uri(best.run_id),
-            promoted=promoted,
+            promoted=decision.promoted,
+            challenger=decision.challenger,
             mlflow_experiment=iteration.name,
         )
+
+    def _metrics(
+        self,
+        opened: _Opened,
+        baseline: _Scored,
+        best: _Scored,
+        comparison: Comparison | None,
+        decision: Decision,
+    ) -> dict[str, Any]:
+        """The task's `metrics`: what was decided, on which evidence, with the click figures
+        beside it as diagnostics."""
+        clicks = f"{CLICKS}_{self.main_metric}"
+        metrics: dict[str, Any] = {
+            "main_metric": self.main_metric,
+            "evidence": decision.evidence,
+            "promotion_reason": decision.reason,
+            "clicks_baseline": baseline.metrics.get(clicks),
+            "clicks_best": best.metrics.get(clicks),
+        }
+        if comparison is not None and opened.judged is not None:
+            metrics |= {
+                "baseline": baseline.value,
+                "best": best.value,
+                "gain": comparison.gain,
+                "gain_interval": list(comparison.interval),
+                "queries": comparison.queries,
+                "wins": comparison.wins,
+                "ties": comparison.ties,
+                "losses": comparison.losses,
+                "validation_set": opened.judged.set_id,
+                "validation_set_digest": opened.judged.digest,
+                "judged_items": len(opened.judged.corpus),
+                "judged_pooled": opened.judged.pooled,
+            }
+        return metrics

@@ -49,6 +49,11 @@ search over the default four runs took 13 of the demo's 20 minutes on 2 AVX2 cor
 bfloat16) and its held-out click check does not pick the better model anyway (README)."""
 
 
+JUDGED_SET = "demo"
+JUDGED_QUERIES = 50
+"""Train queries whose graded products form the demo's judged set (never a held-out query)."""
+
+
 @dataclass
 class DemoOptions:
     url: str
@@ -82,6 +87,15 @@ def service(options: DemoOptions, settings: Settings, console: Console) -> Itera
         raise SimulationFailed(str(exc)) from exc
     except KeyboardInterrupt:
         console.print("stopping the service")
+
+
+def judgments(collection: Collection, query_ids: list[str]) -> list[dict[str, Any]]:
+    """The collection's graded products of these queries, as a judged set."""
+    return [
+        {"query": collection.queries[q].text, "object_id": doc_id, "grade": grade}
+        for q in query_ids
+        for doc_id, grade in collection.qrels[q].items()
+    ]
 
 
 def demo_collection(quick: bool, seed: int) -> Collection:
@@ -166,11 +180,17 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
             f"{stats.irrelevant} marked irrelevant"
         )
 
+        judged = client.put_judgments(JUDGED_SET, judgments(collection, train[:JUDGED_QUERIES]))
+        console.print(
+            f"a judged set of {judged['queries']} shopper queries ({judged['judgments']} graded "
+            "products) decides whether the tuned model is better"
+        )
         task = client.create_task(
             METHOD,
             hyperparameters=QUICK_HYPERPARAMETERS if options.quick else FULL_HYPERPARAMETERS,
             idempotency_key=new_id(),
             metadata={"source": "clicktune demo"},
+            validation_set=JUDGED_SET,
         )
         console.print(f"fine-tuning task {task['id']} on batch {task['batch_id']}")
         task = follow_task(client, task["id"], console)
@@ -211,17 +231,15 @@ def print_summary(
         table.add_row(label, f"{before[name]:.4f}", f"{after[name]:.4f}", f"{change:+.4f}")
     console.print(table)
     metrics = task.get("metrics") or {}
-    if metrics:
+    decision = "promoted" if task.get("promoted") else "not promoted"
+    if metrics.get("evidence") == "judged":
+        low, high = metrics["gain_interval"]
         console.print(
-            f"the task's own check on held-out clicks: {metrics.get('main_metric')} "
-            f"{metrics.get('baseline', 0):.4f} -> {metrics.get('best', 0):.4f} "
-            f"({'promoted' if task.get('promoted') else 'not promoted'})"
+            f"the task's decision: {decision}: on its judged set nDCG@10 "
+            f"{metrics['baseline']:.4f} -> {metrics['best']:.4f} ({metrics['gain']:+.4f}, 95 % "
+            f"interval [{low:+.4f}, {high:+.4f}] over {metrics['queries']} queries)"
         )
-        if not task.get("promoted") and after["ndcg_at_10"] > before["ndcg_at_10"]:
-            console.print(
-                "  held-out clicks only judge what the starting model showed, so they favour it "
-                "(bench/RESULTS.md, recipe search); the tuned model is downloadable either way"
-            )
+    console.print(f"  {metrics.get('promotion_reason', decision)}")
     console.print(
         f"MLflow UI: http://{settings.host}:{settings.mlflow_port} "
         f"(experiment {task.get('mlflow_experiment')!r})"

@@ -127,6 +127,12 @@ tasks = Table(
     Column("updated_at", Double, nullable=False),
     Column("started_at", Double),
     Column("finished_at", Double),
+    # The evidence a task decides on (EVALUATION.md): a judged set's id, the promotion policy
+    # (auto | always | never), a fixed number of runs, and whether its model became challenger.
+    Column("validation_set", CLIENT_ID),
+    Column("promotion", String(16), nullable=False, server_default="auto"),
+    Column("n_trials", Integer),
+    Column("challenger", Boolean),
     Index("ix_tasks_status_created", "status", "created_at"),
 )
 
@@ -151,4 +157,26 @@ workers = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", Double, nullable=False),
     Column("seen_at", Double, nullable=False),
+)
+
+judgment_sets = Table(
+    "judgment_sets",
+    metadata,
+    Column("set_id", CLIENT_ID, primary_key=True),
+    Column("queries", Integer, nullable=False),
+    Column("judgments", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),  # of the content: which version a task used
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+judgments = Table(
+    "judgments",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("set_id", CLIENT_ID, ForeignKey("judgment_sets.set_id"), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("object_id", CLIENT_ID, nullable=False),
+    Column("grade", Integer, nullable=False),
+    Index("ix_judgments_set_seq", "set_id", "seq"),
 )

@@ -27,9 +27,10 @@ from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
-from clicktune.status import RESTARTABLE_STATUSES, TaskStatus
+from clicktune.status import RESTARTABLE_STATUSES, Promotion, TaskStatus
 from clicktune.store.clickstream import resolve_task_batch
 from clicktune.store.engine import is_sqlite
+from clicktune.store.judgments import JudgmentSetNotFound, get_judgment_set
 from clicktune.store.tables import task_events, tasks
 from clicktune.timeutil import now as current_time
 
@@ -64,11 +65,21 @@ class Task:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    validation_set: str | None
+    promotion: Promotion
+    n_trials: int | None
+    challenger: bool | None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Task:
         values = dict(row._mapping)
-        return cls(**{**values, "status": TaskStatus(values["status"])})
+        return cls(
+            **{
+                **values,
+                "status": TaskStatus(values["status"]),
+                "promotion": Promotion(values["promotion"]),
+            }
+        )
 
     @property
     def has_model(self) -> bool:
@@ -136,6 +147,9 @@ class NewTask:
     hyperparameters: dict[str, Any]
     idempotency_key: str | None
     request_hash: str
+    validation_set: str | None = None
+    promotion: Promotion = Promotion.AUTO
+    n_trials: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,9 +204,10 @@ def create_task(conn: Connection, new: NewTask) -> CreatedTask:
     """Insert a pending task, or replay the one its idempotency key already created.
 
     The batch is resolved in the same transaction (it may release the collecting batch: then
-    release and task commit or roll back together); `BatchNotFound`, `BatchNotReleased` or
-    `NoCollectingBatch` abort the create. The unique index on `idempotency_key` is the final word
-    on concurrent repeats: the loser of an insert race re-reads and replays the winner.
+    release and task commit or roll back together); `JudgmentSetNotFound`, `BatchNotFound`,
+    `BatchNotReleased` or `NoCollectingBatch` abort the create. The unique index on
+    `idempotency_key` is the final word on concurrent repeats: the loser of an insert race
+    re-reads and replays the winner.
     """
     key = new.idempotency_key
     if key is not None:
@@ -200,6 +215,8 @@ def create_task(conn: Connection, new: NewTask) -> CreatedTask:
         existing = _get_by_key(conn, key)
         if existing is not None:
             return _replay(existing, new)
+    if new.validation_set is not None and get_judgment_set(conn, new.validation_set) is None:
+        raise JudgmentSetNotFound(new.validation_set)
     try:
         with conn.begin_nested():
             batch_id = resolve_task_batch(conn, new.batch_id, release_id=key)
@@ -228,6 +245,9 @@ def _insert_task(conn: Connection, new: NewTask, batch_id: str) -> Task:
         "claims": 0,
         "created_at": at,
         "updated_at": at,
+        "validation_set": new.validation_set,
+        "promotion": new.promotion,
+        "n_trials": new.n_trials,
     }
     conn.execute(tasks.insert().values(**values))
     return _required(conn, values["id"])
@@ -512,6 +532,7 @@ def complete_task(
     best_run_id: str | None,
     best_model_uri: str | None,
     promoted: bool | None,
+    challenger: bool | None,
     mlflow_experiment: str | None,
 ) -> bool:
     """processing → done with the method's result; False when the task is no longer ours."""
@@ -520,6 +541,7 @@ def complete_task(
         "best_run_id": best_run_id,
         "best_model_uri": best_model_uri,
         "promoted": promoted,
+        "challenger": challenger,
         "mlflow_experiment": mlflow_experiment,
     }
     at = current_time()

@@ -3,8 +3,8 @@
 - `iteration / initial`: one run per method (run name = method name) holding the initial model.
 - `iteration / <method> / <batch_id>`: one experiment per iteration (tags `task_id`,
   `fine_tuning_method`, `batch_id`, `starting_run_id`), with a `baseline` run and `run-<n>` runs.
-- Only the iteration's best run keeps `model/`; a promoted best becomes a version of the method's
-  registered model with alias `champion`.
+- Only the iteration's best run keeps `model/` (tracking/models.py); what the task decides about
+  it moves the method's `champion` or `challenger` alias (tracking/registry.py).
 
 Everything here reads its state back from MLflow, so an attempt that takes over a task from a
 lost worker continues where the MLflow record says the last one stopped.
@@ -13,6 +13,8 @@ lost worker continues where the MLflow record says the last one stopped.
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from clicktune.settings import Settings
 from clicktune.tracking.client import artifact_location, make_client
+from clicktune.tracking.models import (
+    MODEL_PATH,
+    log_sentence_transformer,
+    sentence_transformer_dir,
+)
+from clicktune.tracking.registry import CHAMPION, ModelRegistry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,8 +36,6 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 INITIAL_EXPERIMENT = "iteration / initial"
-MODEL_PATH = "model"
-CHAMPION = "champion"
 
 TAG_TASK = "task_id"
 TAG_METHOD = "fine_tuning_method"
@@ -41,6 +47,9 @@ TAG_METHOD_ID = "clicktune.method_id"
 TAG_KIND = "clicktune.kind"
 TAG_COMPLETED = "clicktune.completed"
 TAG_PROMOTED = "clicktune.promoted"
+TAG_CHALLENGER = "clicktune.challenger"
+TAG_SELECTION = "clicktune.selection"
+"""On an iteration: the metric its runs were selected by (`judged_…` or `clicks_…`)."""
 TAG_MODEL_SAVED = "clicktune.model_saved"
 TAG_ERROR = "clicktune.error"
 
@@ -61,26 +70,6 @@ def trial_run_name(number: int) -> str:
 def method_id(method_name: str) -> str:
     """A filter-safe tag value for a method (names may hold quotes that filters cannot)."""
     return hashlib.sha256(method_name.encode()).hexdigest()[:16]
-
-
-def model_uri(run_id: str) -> str:
-    return f"runs:/{run_id}/{MODEL_PATH}"
-
-
-def champion_version(client: MlflowClient, registered_model_name: str) -> ModelVersion | None:
-    """The version the `champion` alias points at; None before any promotion."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(registered_model_name, CHAMPION)
-    except MlflowException as exc:
-        # No such registered model, or no such alias on it (MLflow says the latter this way).
-        code = getattr(exc, "error_code", "")
-        if code == "RESOURCE_DOES_NOT_EXIST" or (
-            code == "INVALID_PARAMETER_VALUE" and "alias" in str(exc).lower()
-        ):
-            return None
-        raise
 
 
 @dataclass(frozen=True)
@@ -150,6 +139,11 @@ class MethodTracking:
         self.method_name = method_name
         self.method_id = method_id(method_name)
         self.registered_model_name = registered_model_name
+        self.registry = ModelRegistry(
+            self.client,
+            registered_model_name,
+            tags={TAG_METHOD: method_name, TAG_METHOD_ID: self.method_id},
+        )
 
     # -- experiments ----------------------------------------------------------------------
 
@@ -202,14 +196,14 @@ class MethodTracking:
             },
         )
         run_id = run.info.run_id
-        self.client.log_artifacts(run_id, str(model_dir()), MODEL_PATH)
+        log_sentence_transformer(self.client, run_id, model_dir())
         self.client.set_tag(run_id, TAG_MODEL_SAVED, "true")
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
     def champion(self) -> ModelVersion | None:
         """The method's current promoted model version, if any."""
-        return champion_version(self.client, self.registered_model_name)
+        return self.registry.version(CHAMPION)
 
     def starting_run(self, initial_model_dir: Callable[[], Path]) -> str:
         """The run whose `model/` a new iteration starts from: the champion's, else the initial."""
@@ -219,8 +213,10 @@ class MethodTracking:
         return self.initial_run(initial_model_dir)
 
     def download_model(self, run_id: str, destination: Path) -> Path:
+        """The run's model as a local sentence-transformers folder."""
         destination.mkdir(parents=True, exist_ok=True)
-        return Path(self.client.download_artifacts(run_id, MODEL_PATH, str(destination)))
+        downloaded = self.client.download_artifacts(run_id, MODEL_PATH, str(destination))
+        return sentence_transformer_dir(Path(downloaded))
 
     # -- step 2: what the previous iteration found -----------------------------------------
 
@@ -274,31 +270,7 @@ class MethodTracking:
                 return Iteration(self, experiment)
         raise RuntimeError(f"MLflow experiment {base!r} / {task_id!r} belongs to another task")
 
-    # -- step 7: promotion and retiring the previous iteration -----------------------------
-
-    def promote(self, run_id: str, description: str) -> str:
-        """Register the run's model (once) and point `champion` at it; returns the version."""
-        from mlflow.exceptions import MlflowException
-
-        name = self.registered_model_name
-        try:
-            self.client.create_registered_model(
-                name, tags={TAG_METHOD: self.method_name, TAG_METHOD_ID: self.method_id}
-            )
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                raise
-        versions = [
-            v for v in self.client.search_model_versions(f"run_id = '{run_id}'") if v.name == name
-        ]
-        if versions:
-            version = versions[0].version
-        else:
-            version = self.client.create_model_version(
-                name, source=model_uri(run_id), run_id=run_id, description=description
-            ).version
-        self.client.set_registered_model_alias(name, CHAMPION, str(version))
-        return str(version)
+    # -- step 7: retiring the previous iteration (promotion: `self.registry`) ---------------
 
     def retire_previous_iterations(self, current_experiment_id: str) -> list[str]:
         """Soft-delete the method's other completed iterations; registered versions stay."""
@@ -383,8 +355,17 @@ class Iteration:
         self.client.set_terminated(run_id, "FAILED")
 
     def save_model(self, run_id: str, local_dir: Path) -> None:
-        self.client.log_artifacts(run_id, str(local_dir), MODEL_PATH)
+        log_sentence_transformer(self.client, run_id, local_dir)
         self.client.set_tag(run_id, TAG_MODEL_SAVED, "true")
+
+    def log_json(self, run_id: str, value: Any, path: str) -> None:
+        """A JSON artifact of the run (e.g. per-query scores, for a later attempt's decision)."""
+        self.client.log_dict(run_id, value, path)
+
+    def read_json(self, run_id: str, path: str) -> Any:
+        with tempfile.TemporaryDirectory(prefix="clicktune-artifact-") as folder:
+            downloaded = self.client.download_artifacts(run_id, path, folder)
+            return json.loads(Path(downloaded).read_text())
 
     def delete_model(self, run_id: str) -> None:
         """Remove a run's `model/` artifacts (a better run replaced it) and say so in a tag."""
@@ -398,6 +379,16 @@ class Iteration:
             repository.delete_artifacts(MODEL_PATH)
         self.client.set_tag(run_id, TAG_MODEL_DELETED, "true")
 
-    def complete(self, promoted: bool) -> None:
-        self.client.set_experiment_tag(self.experiment_id, TAG_PROMOTED, str(promoted).lower())
-        self.client.set_experiment_tag(self.experiment_id, TAG_COMPLETED, "true")
+    def set_tag(self, key: str, value: str) -> None:
+        """An experiment tag of the iteration."""
+        self.client.set_experiment_tag(self.experiment_id, key, value)
+
+    def complete(
+        self, best_run_id: str, decision: Mapping[str, str], *, promoted: bool, challenger: bool
+    ) -> None:
+        """Record the decision on the best run (its tags) and mark the iteration completed."""
+        for key, value in decision.items():
+            self.client.set_tag(best_run_id, key, value[:5000])
+        self.set_tag(TAG_PROMOTED, str(promoted).lower())
+        self.set_tag(TAG_CHALLENGER, str(challenger).lower())
+        self.set_tag(TAG_COMPLETED, "true")

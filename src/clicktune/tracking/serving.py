@@ -1,10 +1,10 @@
-"""Models for serving: local folders of a task's best model and a method's champion, their zips,
-and the loaded models the embeddings endpoint answers with.
+"""Models for serving: local folders of a task's best model and of a method's champion and
+challenger, their zips, and the loaded models the embeddings endpoint answers with.
 
 Downloads from MLflow land in `<data dir>/cache/models/` once and are reused: a task's best model
 and a registered version never change. Several API processes may share the folder; each download
 goes to a private staging folder first and is renamed into place. Loaded models stay in memory a
-few at a time; a method's champion is re-checked in the registry at most every
+few at a time; where a method's aliases point is re-checked in the registry at most every
 `embeddings_champion_ttl_s` seconds, so a new promotion is served without a restart.
 """
 
@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from clicktune.settings import Settings
 from clicktune.tracking.client import make_client
-from clicktune.tracking.iterations import MODEL_PATH, champion_version, method_id
+from clicktune.tracking.iterations import method_id
+from clicktune.tracking.models import model_uri, sentence_transformer_dir
+from clicktune.tracking.registry import CHAMPION, Alias, alias_version
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -39,8 +41,8 @@ class ModelStore:
         self.cache_dir = settings.data_dir.resolve() / "cache" / "models"
 
     def task_model_dir(self, task_id: str, best_model_uri: str) -> Path:
-        """The task's best model folder (downloaded on first use)."""
-        return self._cached(f"task-{task_id}", best_model_uri)
+        """The task's best model as a sentence-transformers folder (downloaded on first use)."""
+        return sentence_transformer_dir(self._cached(f"task-{task_id}", best_model_uri))
 
     def task_model_zip(self, task_id: str, best_model_uri: str) -> Path:
         """A zip of the task's best model folder, its files at the top level."""
@@ -53,13 +55,13 @@ class ModelStore:
             Path(built).replace(archive)
         return archive
 
-    def champion(self, registered_model_name: str) -> ModelVersion | None:
-        return champion_version(make_client(self.settings), registered_model_name)
+    def alias(self, registered_model_name: str, alias: Alias) -> ModelVersion | None:
+        return alias_version(make_client(self.settings), registered_model_name, alias)
 
     def version_model_dir(self, registered_model_name: str, version: ModelVersion) -> Path:
-        """A registered version's model folder (downloaded on first use)."""
+        """A registered version as a sentence-transformers folder (downloaded on first use)."""
         name = f"{method_id(registered_model_name)}-v{version.version}"
-        return self._cached(name, f"runs:/{version.run_id}/{MODEL_PATH}")
+        return sentence_transformer_dir(self._cached(name, model_uri(version.run_id)))
 
     def _cached(self, name: str, artifact_uri: str) -> Path:
         import mlflow.artifacts
@@ -85,33 +87,39 @@ class ModelStore:
 
 
 class ServedModels:
-    """Loaded models by folder (least recently used go first) and each registered model's
-    champion folder (trusted for `embeddings_champion_ttl_s`)."""
+    """Loaded models by folder (least recently used go first), and where each registered
+    model's aliases point (trusted for `embeddings_champion_ttl_s`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = ModelStore(settings)
         self._models: OrderedDict[Path, SentenceTransformer] = OrderedDict()
-        self._champions: dict[str, tuple[float, Path]] = {}
+        self._aliases: dict[tuple[str, Alias], tuple[float, Path | None]] = {}
         self._lock = threading.Lock()
 
-    def champion(
-        self, registered_model_name: str, initial_model: Callable[[], Path], load: ModelLoader
-    ) -> SentenceTransformer:
-        """The registered model's champion, or the initial model before any promotion."""
-        checked = self._champions.get(registered_model_name)
+    def alias(
+        self,
+        registered_model_name: str,
+        alias: Alias,
+        initial_model: Callable[[], Path],
+        load: ModelLoader,
+    ) -> SentenceTransformer | None:
+        """The version `alias` points at; the champion before any promotion is the initial
+        model, a challenger before any is None."""
+        key = (registered_model_name, alias)
+        checked = self._aliases.get(key)
         ttl = self.settings.embeddings_champion_ttl_s
         if checked is None or time.monotonic() - checked[0] > ttl:
-            version = self.store.champion(registered_model_name)
-            folder = (
-                Path(initial_model())
-                if version is None
-                else self.store.version_model_dir(registered_model_name, version)
-            )
-            self._champions[registered_model_name] = (time.monotonic(), folder)
+            version = self.store.alias(registered_model_name, alias)
+            folder: Path | None
+            if version is not None:
+                folder = self.store.version_model_dir(registered_model_name, version)
+            else:
+                folder = Path(initial_model()) if alias == CHAMPION else None
+            self._aliases[key] = (time.monotonic(), folder)
         else:
             folder = checked[1]
-        return self._load(folder, load)
+        return None if folder is None else self._load(folder, load)
 
     def task_model(self, task_id: str, best_model_uri: str) -> SentenceTransformer:
         """A task's best model, as `SentenceTransformer(folder)` loads it."""

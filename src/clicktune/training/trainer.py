@@ -25,14 +25,14 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from clicktune.errors import TaskCanceled
-from clicktune.evaluation.evaluator import RetrievalEvaluator
+from clicktune.evaluation.evaluator import TaskEvaluator
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 
 MetricsSink = Callable[[Mapping[str, float], int], None]
-"""Receives metrics (`train_loss`, `test_<metric>`) with the optimizer step they belong to."""
+"""Receives metrics (`train_loss`, the evaluator's `<set>_<metric>`) with their optimizer step."""
 
 
 class RunCallback(TrainerCallback):
@@ -41,7 +41,7 @@ class RunCallback(TrainerCallback):
     def __init__(
         self,
         *,
-        evaluator: RetrievalEvaluator,
+        evaluator: TaskEvaluator,
         is_canceled: Callable[[], bool],
         on_progress: Callable[[float], None],
         on_metrics: MetricsSink,
@@ -95,14 +95,14 @@ class RunCallback(TrainerCallback):
             self.report_evaluation(state.global_step)
 
     def report_evaluation(self, step: int) -> None:
-        """Hand the evaluator's last metrics on, as `test_<metric>`."""
-        self.on_metrics({f"test_{k}": v for k, v in self.evaluator.last_metrics.items()}, step)
+        """Hand the evaluator's last metrics on."""
+        self.on_metrics(self.evaluator.last_metrics, step)
 
 
 @dataclass
 class TrainOutcome:
     metrics: dict[str, float]
-    """The trained model's evaluation on the test split (names without the `test_` prefix)."""
+    """The trained model's evaluation (`clicks_<metric>`, `judged_<metric>`)."""
     steps: int
     train_seconds: float
     """Wall time of the training loop, its evaluations included."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
+from clicktune.errors import TaskFailed
 from clicktune.logs import get_logger
 from clicktune.methods.base import TaskContext, TaskSpec
 from clicktune.settings import Settings
@@ -15,11 +16,13 @@ from clicktune.status import ACTIVE_STATUSES
 from clicktune.store import tasks as task_store
 from clicktune.store.clickstream import iter_batch_sessions
 from clicktune.store.engine import read_transaction, write_transaction
-from clicktune.store.items import get_items
+from clicktune.store.items import get_items, list_items
+from clicktune.store.judgments import JudgmentSetNotFound, load_judgments
 
 log = get_logger(__name__)
 
 StopReason = Literal["not_ours", "shutdown"]
+CATALOG_PAGE = 1000
 
 
 class WorkerTaskContext(TaskContext):
@@ -82,6 +85,27 @@ class WorkerTaskContext(TaskContext):
     def items(self, object_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with read_transaction(self.engine) as conn:
             return get_items(conn, object_ids)
+
+    def iter_catalog(self) -> Iterator[dict[str, Any]]:
+        """A page of items per read transaction (keyset by object_id): memory holds one page."""
+        after: str | None = None
+        while True:
+            with read_transaction(self.engine) as conn:
+                page, after = list_items(conn, after, CATALOG_PAGE)
+            yield from page
+            if after is None:
+                return
+
+    def judgments(self, set_id: str) -> tuple[str, dict[str, dict[str, int]]]:
+        try:
+            with read_transaction(self.engine) as conn:
+                return load_judgments(conn, set_id)
+        except JudgmentSetNotFound as exc:
+            raise TaskFailed(
+                exc.code,
+                f"{exc.message} It was deleted after the task was created; upload it again "
+                "(PUT /api/v1/judgments/{set_id}) and restart the task.",
+            ) from exc
 
     def report_progress(self, **progress: Any) -> None:
         if self._not_ours:

@@ -134,6 +134,9 @@ class Worker:
             hyperparameters=task.hyperparameters or {},
             metadata=task.metadata or {},
             attempt=task.attempts,
+            validation_set=task.validation_set,
+            promotion=task.promotion,
+            n_trials=task.n_trials,
         )
         tlog = self.log.bind(task_id=spec.task_id)
         tlog.info(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import APIRouter
 from sqlalchemy import Engine
@@ -26,10 +26,13 @@ from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
+from clicktune.tracking.registry import CHALLENGER, CHAMPION
 from clicktune.tracking.serving import ServedModels
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+Model = TypeVar("Model", bound="SentenceTransformer | None")
 
 router = APIRouter(tags=["embeddings"])
 log = get_logger(__name__)
@@ -68,18 +71,34 @@ def _has_lone_surrogate(text: str) -> bool:
 def _resolve(
     name: str, registry: MethodRegistry, engine: Engine, served: ServedModels
 ) -> SentenceTransformer:
-    method = registry.get(name)
+    """`<method>` (its champion), `<method>@champion`, `<method>@challenger`, or a task id."""
+    method_name, _, alias = name.rpartition("@")
+    if registry.get(name) is not None or alias not in (CHAMPION, CHALLENGER):
+        method_name, alias = name, CHAMPION
+    method = registry.get(method_name)
     if method is not None:
         if not isinstance(method, EmbeddingFineTuningMethod):
             raise ApiError(
                 404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
             )
-        return _loaded(
+        model = _loaded(
             name,
-            lambda: served.champion(
-                method.registered_model_name, method.initial_model_path, method.load_model
+            lambda: served.alias(
+                method.registered_model_name,
+                CHALLENGER if alias == CHALLENGER else CHAMPION,
+                method.initial_model_path,
+                method.load_model,
             ),
         )
+        if model is None:
+            raise ApiError(
+                404,
+                "no_challenger",
+                f"Method {method_name!r} has no challenger now: its tasks promote on judged "
+                "evidence, or none has run without a judged set since the last decision.",
+                "model",
+            )
+        return model
     try:
         task = task_with_model(engine, name)
     except ApiError as exc:
@@ -96,7 +115,7 @@ def _resolve(
     return _loaded(name, lambda: served.task_model(task.id, best_model_uri))
 
 
-def _loaded(name: str, load: Callable[[], SentenceTransformer]) -> SentenceTransformer:
+def _loaded(name: str, load: Callable[[], Model]) -> Model:
     """The model, or 503 when it cannot be fetched or loaded (the store, not the client, failed)."""
     try:
         return load()

@@ -5,18 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import ValidationError
 
-from clicktune.api.bodies import (
-    NDJSON_TYPES,
-    LineSplitter,
-    documented_body,
-    is_json,
-    media_type,
-    unsupported_media_type,
-)
+from clicktune.api.bodies import documented_body, parse_bulk_body, raw_body
 from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
-from clicktune.api.errors import ApiError, validation_error
+from clicktune.api.errors import ApiError
 from clicktune.api.schemas.common import ClientId
 from clicktune.api.schemas.items import (
     BulkItemsIn,
@@ -28,16 +20,10 @@ from clicktune.api.schemas.items import (
     check_bulk_count,
     check_item,
 )
-from clicktune.settings import Settings
 from clicktune.store import items as store
 from clicktune.store.engine import read_transaction, write_transaction
-from clicktune.store.items import NewItem
 
 router = APIRouter(prefix="/items", tags=["items"])
-
-
-async def _raw_body(request: Request) -> bytes:
-    return await request.body()
 
 
 def _not_found(object_id: str) -> ApiError:
@@ -65,53 +51,23 @@ def list_items(
 )
 def bulk_upsert(
     request: Request,
-    raw: Annotated[bytes, Depends(_raw_body)],
+    raw: Annotated[bytes, Depends(raw_body)],
     engine: EngineDep,
     settings: SettingsDep,
 ) -> dict[str, int]:
     """Insert or replace many items, all or nothing: `{"items": [...]}` or NDJSON, one per line."""
-    media = media_type(request)
-    if is_json(media):
-        new_items = _parse_json_items(raw, settings)
-    elif media in NDJSON_TYPES:
-        new_items = _parse_ndjson_items(raw, settings)
-    else:
-        raise unsupported_media_type(request, "application/json or application/x-ndjson")
+    new_items = parse_bulk_body(
+        request,
+        raw,
+        envelope=BulkItemsIn,
+        field="items",
+        line=ItemIn,
+        max_line_bytes=settings.max_request_bytes,
+        check_count=lambda count: check_bulk_count(count, settings),
+        check=lambda item: check_item(item, settings),
+    )
     with write_transaction(engine) as conn:
-        return {"upserted": store.upsert_items(conn, new_items)}
-
-
-def _parse_json_items(raw: bytes, settings: Settings) -> list[NewItem]:
-    try:
-        body = BulkItemsIn.model_validate_json(raw)
-    except ValidationError as exc:
-        raise validation_error(exc.errors(include_url=False)) from None
-    check_bulk_count(len(body.items), settings)
-    for index, item in enumerate(body.items):
-        check_item(item, settings, f"items.{index}.")
-    return [item.to_item() for item in body.items]
-
-
-def _parse_ndjson_items(raw: bytes, settings: Settings) -> list[NewItem]:
-    splitter = LineSplitter(settings.max_request_bytes)
-    lines = splitter.feed(raw) + splitter.finish()
-    check_bulk_count(len(lines), settings)
-    new_items: list[NewItem] = []
-    for index, (number, line) in enumerate(lines):
-        try:
-            item = ItemIn.model_validate_json(line or b"")
-            check_item(item, settings, f"items.{index}.")
-        except ValidationError as exc:
-            error = validation_error(exc.errors(include_url=False))
-        except ApiError as exc:
-            error = exc
-        else:
-            new_items.append(item.to_item())
-            continue
-        param = f"items.{index}.{error.param}" if error.param else f"items.{index}"
-        message = "not valid JSON." if error.code == "invalid_json" else error.message
-        raise ApiError(error.status, error.code, f"Line {number}: {message}", param)
-    return new_items
+        return {"upserted": store.upsert_items(conn, [item.to_item() for item in new_items])}
 
 
 @router.put("/{object_id:path}", response_model=ItemOut, dependencies=JSON_BODY)

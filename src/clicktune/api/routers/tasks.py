@@ -12,17 +12,28 @@ from sqlalchemy import Connection, Engine
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, SettingsDep
 from clicktune.api.errors import ApiError, store_error
 from clicktune.api.schemas.common import ClientId, check_json_size
-from clicktune.api.schemas.tasks import MethodOut, TaskCreate, TaskEventPage, TaskList, TaskOut
+from clicktune.api.schemas.tasks import (
+    MethodModelsOut,
+    MethodOut,
+    TaskCreate,
+    TaskEventPage,
+    TaskList,
+    TaskOut,
+)
 from clicktune.errors import InvalidHyperparameter
 from clicktune.logs import get_logger
+from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.status import TaskStatus
 from clicktune.store import tasks as task_store
 from clicktune.store.clickstream import BatchNotFound, BatchNotReleased, NoCollectingBatch
 from clicktune.store.engine import read_transaction, write_transaction
+from clicktune.store.judgments import JudgmentSetNotFound
 from clicktune.store.tasks import Task
 from clicktune.timeutil import to_iso
+from clicktune.tracking.client import make_client
+from clicktune.tracking.registry import ModelRegistry
 
 router = APIRouter(tags=["fine-tuning"])
 log = get_logger(__name__)
@@ -53,6 +64,10 @@ def task_out(task: Task, settings: Settings) -> dict[str, Any]:
             else None
         ),
         "promoted": task.promoted,
+        "challenger": task.challenger,
+        "validation_set": task.validation_set,
+        "promotion": task.promotion,
+        "n_trials": task.n_trials,
         "mlflow_experiment": task.mlflow_experiment,
         "attempts": task.attempts,
         "error": task.error if task.status is TaskStatus.ERROR else None,
@@ -66,6 +81,42 @@ def _not_found(task_id: str) -> ApiError:
 @router.get("/fine-tuning/methods", response_model=list[MethodOut])
 def list_methods(registry: RegistryDep) -> list[dict[str, Any]]:
     return [registry.methods[name].describe() for name in registry.names()]
+
+
+@router.get("/fine-tuning/methods/{name}/models", response_model=MethodModelsOut)
+def method_models(
+    name: Annotated[ClientId, Path(description="The method's `meta.name`.")],
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """The method's champion and challenger (MLflow registered-model aliases) and every move
+    of them, newest first."""
+    method = registry.get(name)
+    if not isinstance(method, EmbeddingFineTuningMethod):
+        raise ApiError(
+            404,
+            "method_not_found",
+            f"No fine-tuning method with models named {name!r}; methods: {registry.names()}.",
+            "name",
+        )
+    try:
+        models = ModelRegistry(make_client(settings), method.registered_model_name, tags={})
+        aliases = models.aliases()
+        history = models.history()
+    except Exception as exc:
+        log.exception("model_registry_unavailable", method=name)
+        raise ApiError(
+            503,
+            "model_registry_unavailable",
+            f"The MLflow model registry does not answer now: {type(exc).__name__}: {exc}",
+        ) from exc
+    return {
+        **{
+            alias: None if found is None else {**found, "since": to_iso(found["since"])}
+            for alias, found in aliases.items()
+        },
+        "history": [{**move, "at": to_iso(move["at"])} for move in history],
+    }
 
 
 def _validated_hyperparameters(
@@ -120,6 +171,9 @@ def create_task(
         hyperparameters=hyperparameters,
         idempotency_key=body.idempotency_key,
         request_hash=task_store.request_hash(body.canonical()),
+        validation_set=body.validation_set,
+        promotion=body.promotion,
+        n_trials=body.n_trials,
     )
     try:
         with write_transaction(engine) as conn:
@@ -128,6 +182,8 @@ def create_task(
         raise ApiError(409, "idempotency_key_reused", str(exc), "idempotency_key") from exc
     except (BatchNotFound, BatchNotReleased, NoCollectingBatch) as exc:
         raise store_error(exc, _BATCH_STATUS[type(exc)]) from exc
+    except JudgmentSetNotFound as exc:
+        raise ApiError(404, exc.code, exc.message, "validation_set") from exc
     task = created.task
     if created.replayed:
         response.status_code = 200

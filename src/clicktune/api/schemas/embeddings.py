@@ -15,7 +15,10 @@ class EmbeddingsRequest(BaseModel):
 
     input: str | list[str] = Field(description="A text or a list of texts to embed.")
     model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
-        description="A method name (its current model) or a task id (that task's best model)."
+        description=(
+            "A method name (its champion), `<method>@champion`, `<method>@challenger`, or a task "
+            "id (that task's best model)."
+        )
     )
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="`base64`: little-endian float32 bytes, as OpenAI clients ask for."

@@ -7,9 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from clicktune.api.schemas.common import ClientId, JsonObject
-from clicktune.status import TaskStatus
+from clicktune.status import Promotion, TaskStatus
 
 EventLevel = Literal["info", "warning", "error"]
+MAX_TRIALS = 100
 
 
 class MethodOut(BaseModel):
@@ -40,15 +41,39 @@ class TaskCreate(BaseModel):
     hyperparameters: JsonObject | None = Field(
         None, description="Values fixed for this task among the method's search space."
     )
+    validation_set: ClientId | None = Field(
+        None,
+        description="A judged set (PUT /judgments/{set_id}): the evidence that decides promotion "
+        "and selects among runs.",
+    )
+    promotion: Promotion = Field(
+        Promotion.AUTO,
+        description="`auto`: judged evidence decides (without a judged set the model becomes "
+        "challenger); `always`: the best run becomes champion; `never`: nothing changes.",
+    )
+    n_trials: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=MAX_TRIALS,
+        description="Training runs; default: the method's number with a judged set, else one.",
+    )
 
     def canonical(self) -> dict[str, Any]:
-        """The request with defaults applied: what the idempotency hash covers."""
+        """The request with defaults applied: what the idempotency hash covers (the evidence
+        fields only when given, so a request from before they existed hashes as it did)."""
+        evidence = {
+            "validation_set": self.validation_set,
+            "promotion": self.promotion.value if self.promotion is not Promotion.AUTO else None,
+            "n_trials": self.n_trials,
+        }
         return {
             "fine_tuning_method": self.fine_tuning_method,
             "batch_id": self.batch_id,
             "metadata": self.metadata or {},
             "idempotency_key": self.idempotency_key,
             "hyperparameters": self.hyperparameters or {},
+            **{name: value for name, value in evidence.items() if value is not None},
         }
 
 
@@ -72,7 +97,13 @@ class TaskOut(BaseModel):
     metrics: dict[str, Any] | None
     best_run_id: str | None
     best_model_url: str | None
-    promoted: bool | None
+    promoted: bool | None = Field(description="The model became the method's champion.")
+    challenger: bool | None = Field(
+        description="The model became the method's challenger (live traffic decides)."
+    )
+    validation_set: str | None
+    promotion: Promotion
+    n_trials: int | None
     mlflow_experiment: str | None
     attempts: int = Field(
         description="The current attempt's number: 1 at creation, + 1 on restart and + 1 "
@@ -97,3 +128,33 @@ class TaskEventOut(BaseModel):
 class TaskEventPage(BaseModel):
     data: list[TaskEventOut]
     has_more: bool
+
+
+class ModelVersionOut(BaseModel):
+    """A registered version where an alias points now, and why it got there."""
+
+    version: str
+    run_id: str | None
+    task_id: str | None = Field(description="The task whose run produced this version.")
+    since: str | None = Field(description="When the alias moved to it (ISO 8601, UTC).")
+    decided_by: str | None = Field(description="The task that moved the alias.")
+    reason: str
+    evidence: dict[str, Any]
+
+
+class ModelEventOut(BaseModel):
+    event: Literal["champion", "challenger", "retired"]
+    version: str
+    run_id: str | None
+    task_id: str | None = Field(description="The task that decided this move.")
+    at: str
+    reason: str
+    evidence: dict[str, Any]
+
+
+class MethodModelsOut(BaseModel):
+    champion: ModelVersionOut | None = Field(
+        description="null before any promotion: the method's initial model serves."
+    )
+    challenger: ModelVersionOut | None
+    history: list[ModelEventOut] = Field(description="Every alias move, newest first.")
