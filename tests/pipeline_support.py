@@ -141,6 +141,24 @@ class Shop:
                     rows.append(Judgment(query, oid, grade))
         return rows
 
+    def interleaved(
+        self, sessions: list[dict[str, Any]], winner: str, loser: str, wins_every: int = 4
+    ) -> list[dict[str, Any]]:
+        """The sessions as interleaved pages: the clicked result is `winner`'s in all but every
+        `wins_every`-th session, the other results alternate between the two."""
+        pages = []
+        for number, session in enumerate(sessions):
+            clicked = {e["object_id"] for e in session["events"]}
+            target_team = loser if number % wins_every == wins_every - 1 else winner
+            results = []
+            for position, result in enumerate(session["search_results"]):
+                team = (
+                    target_team if result["object_id"] in clicked else (winner, loser)[position % 2]
+                )
+                results.append({**result, "served_by": team})
+            pages.append({**session, "search_results": results})
+        return pages
+
     def queries(self) -> list[tuple[str, str, str]]:
         """(query, color, kind) for every combination."""
         return [
@@ -193,6 +211,7 @@ def load_batch(engine: Engine, shop: Shop, sessions: list[dict[str, Any]]) -> st
                 "search_query": s["search_query"],
                 "search_results": [
                     {"object_id": r["object_id"], "rank": None, "meta": {}}
+                    | ({"served_by": r["served_by"]} if "served_by" in r else {})
                     for r in s["search_results"]
                 ],
                 "search_meta": {},
@@ -226,6 +245,27 @@ def load_judged_set(engine: Engine, set_id: str, rows: list[Judgment]) -> str:
     with write_transaction(engine) as conn:
         replace_judgment_set(conn, set_id, rows)
     return set_id
+
+
+def register_tiny_model(settings: Settings, alias: str, task_id: str, seed: int = 0) -> str:
+    """A tiny model (`seed`) logged as a run of the tiny method and made its `alias`
+    (champion or challenger), as a task would; returns its served version."""
+    from clicktune.tracking.iterations import KIND_TRIAL, MethodTracking
+    from clicktune.tracking.registry import AliasMove, served_version
+
+    model = tiny_model_path() if seed == 0 else build_tiny_model(_scratch_dir("tiny-"), seed)
+    tracking = MethodTracking(settings, TINY_METHOD, TINY_METHOD)
+    start = tracking.initial_run(tiny_model_path)
+    iteration = tracking.open_iteration(task_id, f"batch-{task_id}", start)
+    run_id = iteration.start_run("run-1", KIND_TRIAL)
+    iteration.save_model(run_id, model)
+    iteration.finish_run(run_id)
+    move = AliasMove(task_id, f"made {alias} by a test", {"evidence": "none"})
+    if alias == "champion":
+        tracking.registry.promote(run_id, move)
+    else:
+        tracking.registry.make_challenger(run_id, move)
+    return served_version(TINY_METHOD, tracking.registry.version(alias))  # type: ignore[arg-type]
 
 
 def pipeline_settings(settings: Settings) -> Settings:

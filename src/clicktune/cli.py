@@ -50,9 +50,11 @@ def worker() -> None:
 @app.command()
 def up() -> None:
     """Run the whole service in one command: API, a worker and the MLflow UI, until Ctrl-C."""
+    from clicktune.tracking.client import ensure_tracking_store
     from clicktune.worker.supervisor import supervise, up_children
 
     settings = _setup()
+    ensure_tracking_store(settings)  # before the children that open it
     raise typer.Exit(supervise(up_children(settings)))
 
 
@@ -169,7 +171,11 @@ def simulate(
         str | None, typer.Option(help="Service URL; default CLICKTUNE_PUBLIC_URL.")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Serving model folder; default the packaged base model.")
+        Path | None,
+        typer.Option(
+            help="Serving model folder (with --interleave or --challenger-share: the method's "
+            "initial model, when it is the champion); default the packaged base model."
+        ),
     ] = None,
     task: Annotated[
         str | None, typer.Option(help="Serve with this task's best model (downloaded).")
@@ -198,6 +204,22 @@ def simulate(
     bf16: Annotated[
         bool | None, typer.Option(help="bfloat16 encoding; default where the CPU has it.")
     ] = None,
+    method: Annotated[
+        str, typer.Option(help="With --challenger-share or --interleave: whose two models.")
+    ] = "Default Fine Tuning Method",
+    challenger_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="A/B traffic: each user searches with the model the service's <method>@ab "
+            "picks (its CLICKTUNE_CHALLENGER_SHARE splits; this share is the one expected).",
+        ),
+    ] = None,
+    interleave: Annotated[
+        bool,
+        typer.Option(help="Interleaved traffic: both models rank, the service merges each page."),
+    ] = False,
 ) -> None:
     """Simulate users searching a public collection and send their clickstream to the service."""
     from rich.console import Console
@@ -224,6 +246,9 @@ def simulate(
         release=release,
         max_seq_length=max_seq_length,
         bf16=bf16,
+        method=method,
+        challenger_share=challenger_share,
+        interleave=interleave,
     )
     console = Console()
     try:

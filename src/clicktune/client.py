@@ -12,6 +12,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,6 +26,12 @@ API_PREFIX = "/api/v1"
 DEFAULT_ITEMS_CHUNK = 1000
 
 JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: list[list[float]]
+    model_version: str
 
 
 def _segment(value: str) -> str:
@@ -115,19 +122,22 @@ class ClicktuneClient:
         search_meta: JSON | None = None,
         user_id: str | None = None,
         created_at: float | None = None,
+        served_by: str | None = None,
     ) -> JSON:
-        """Register a session; sending the same session again is a safe retry."""
+        """Register a session; sending the same session again is a safe retry. `served_by`: the
+        model version that produced the results (from `embed`), for an A/B test."""
+        optional = {
+            "search_meta": search_meta,
+            "user_id": user_id,
+            "created_at": created_at,
+            "served_by": served_by,
+        }
         body: JSON = {
             "session_id": session_id,
             "search_query": search_query,
             "search_results": list(search_results),
+            **{name: value for name, value in optional.items() if value is not None},
         }
-        if search_meta is not None:
-            body["search_meta"] = search_meta
-        if user_id is not None:
-            body["user_id"] = user_id
-        if created_at is not None:
-            body["created_at"] = created_at
         return self._json("POST", "/clickstream/session", json=body)
 
     def get_session(self, session_id: str) -> JSON:
@@ -394,6 +404,40 @@ class ClicktuneClient:
 
     def embeddings(self, texts: str | Sequence[str], model: str) -> list[list[float]]:
         """Embed texts with `model`: a method name (its current model) or a task id."""
-        payload = texts if isinstance(texts, str) else list(texts)
-        answer = self._json("POST", "/embeddings", json={"input": payload, "model": model})
-        return [row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])]
+        return self.embed(texts, model).vectors
+
+    def embed(self, texts: str | Sequence[str], model: str, *, user: str | None = None) -> Embedded:
+        """Embed texts with `model` (`<method>@ab` routes by `user`); the vectors and the model
+        version that answered (send it back as the sessions' `served_by`)."""
+        body: JSON = {"input": texts if isinstance(texts, str) else list(texts), "model": model}
+        if user is not None:
+            body["user"] = user
+        answer = self._json("POST", "/embeddings", json=body)
+        rows = sorted(answer["data"], key=lambda r: r["index"])
+        return Embedded([row["embedding"] for row in rows], answer["model_version"])
+
+    # Online comparison
+
+    def interleave(
+        self,
+        session_id: str,
+        method: str,
+        champion: Sequence[str],
+        challenger: Sequence[str],
+        *,
+        limit: int = 10,
+    ) -> JSON:
+        """The team-draft merge of both rankings to show in `session_id`."""
+        body = {
+            "session_id": session_id,
+            "method": method,
+            "rankings": {"champion": list(champion), "challenger": list(challenger)},
+            "limit": limit,
+        }
+        return self._json("POST", "/clickstream/interleave", json=body)
+
+    def comparison(self, batch_id: str, method: str | None = None) -> JSON:
+        """What the batch's traffic says about the method's champion and challenger."""
+        params = {} if method is None else {"method": method}
+        url = f"/clickstream/batches/{_segment(batch_id)}/comparison"
+        return self._json("GET", url, params=params)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     embeddings_cached_models: int = Field(
         4, description="Models /embeddings keeps loaded (least recently used ones go first)."
     )
+    challenger_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of users `<method>@ab` sends to the challenger."
+    )
     judged_max_items: int = Field(
         50000,
         ge=1,

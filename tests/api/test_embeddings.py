@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,6 @@ from tests.pipeline_support import (
     TINY_MODEL_ENV,
     Shop,
     load_batch,
-    pipeline_settings,
     tiny_model_path,
 )
 from tests.store_support import write
@@ -34,18 +32,6 @@ from tests.task_support import in_status, task_events, wait_for, workers
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TEXTS = ["crimson sneaker", "hat in blue by zenith"]
-
-
-@pytest.fixture
-def psettings(settings: Settings) -> Settings:
-    tiny_model_path()
-    return pipeline_settings(settings).model_copy(update={"embeddings_champion_ttl_s": 0.0})
-
-
-@pytest.fixture
-def api(psettings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(psettings)) as client:
-        yield client
 
 
 def embed(api: TestClient, model: str, **extra: object) -> np.ndarray:

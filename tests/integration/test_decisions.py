@@ -27,6 +27,7 @@ from tests.pipeline_support import (
     claimed_context,
     load_batch,
     load_judged_set,
+    register_tiny_model,
 )
 
 pytestmark = [
@@ -127,3 +128,44 @@ def test_always_promotes_without_evidence_and_never_changes_nothing(
     assert always.metrics is not None and always.metrics["evidence"] == "none"
     champion = models.version(CHAMPION)
     assert champion is not None and champion.run_id == always.best_run_id
+
+
+@pytest.mark.parametrize(("challenger_wins", "decision"), [(True, "promoted"), (False, "retired")])
+def test_live_traffic_decides_about_the_challenger_before_training(
+    engine: Engine,
+    psettings: Settings,
+    registry: MethodRegistry,
+    challenger_wins: bool,
+    decision: str,
+) -> None:
+    champion = f"{TINY_METHOD}/initial"
+    challenger = register_tiny_model(psettings, "challenger", "earlier-task", seed=1)
+    shop = Shop()
+    sessions = shop.sessions(per_query=2)
+    winner, loser = (challenger, champion) if challenger_wins else (champion, challenger)
+    batch = load_batch(engine, shop, shop.interleaved(sessions, winner, loser))
+    with claimed_context(engine, psettings, TINY_METHOD, batch) as context:
+        result = registry.get(TINY_METHOD).run(context)
+    assert result.metrics is not None
+    online = result.metrics["online"]
+    assert (online["decision"], online["verdict"]) == (
+        decision,
+        "better" if challenger_wins else "worse",
+    )
+    assert online["decided_by"] == "interleaving"
+    part = online["interleaving"]
+    assert part["wins" if challenger_wins else "losses"] == len(sessions) - len(sessions) // 4
+    models = model_registry(psettings)
+    history = models.history()
+    moved = next(m for m in history if m["task_id"] == context.task.task_id and m["version"] == "1")
+    assert moved["event"] == ("champion" if challenger_wins else "retired")
+    assert moved["reason"] == online["reason"] and moved["evidence"]["evidence"] == "online"
+    client = make_client(psettings)
+    experiment = client.get_experiment_by_name(result.mlflow_experiment)
+    challenger_run = client.get_model_version(TINY_METHOD, "1").run_id
+    starting = experiment.tags["starting_run_id"]
+    # The task trains from the champion the traffic left: the old challenger when it won.
+    assert (starting == challenger_run) is challenger_wins
+    # This task's own model (no judged set) is the new challenger either way.
+    assert result.challenger is True
+    assert models.version(CHALLENGER).run_id == result.best_run_id

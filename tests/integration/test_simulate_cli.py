@@ -126,6 +126,24 @@ def test_simulate_train_download_and_serve_the_tuned_model(
     assert "sent 75 sessions" in served.stdout
     assert "released batch" in served.stdout
 
+    # Without a judged set the task's model became the challenger: live traffic compares it.
+    assert done["challenger"] is True
+    online = [*common, "--no-items", "--method", TINY_METHOD, "--model", str(tiny_model_path())]
+    interleaved = simulate(env, *online, "--seed", "1", "--interleave", "--release")
+    assert "interleaved traffic: champion" in interleaved.stdout
+    assert "sent 75 sessions" in interleaved.stdout
+    ab = simulate(env, *online, "--seed", "2", "--challenger-share", "0.5")
+    assert "of the users to the challenger (expected 50%)" in ab.stdout
+    with ClicktuneClient(url) as client:
+        released = client.list_batches(status="released")["data"][0]
+        report = client.comparison(released["batch_id"], TINY_METHOD)
+        assert report["challenger"] == f"{TINY_METHOD}/v1"
+        assert report["interleaving"]["sessions"] == 75
+        collecting = client.list_batches(status="collecting")["data"][0]
+        arms = client.comparison(collecting["batch_id"], TINY_METHOD)["arms"]
+        assert sum(arm["sessions"] for arm in arms) == 75
+        assert {arm["served_by"] for arm in arms} <= {report["champion"], report["challenger"]}
+
 
 def run_against_nothing(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """A CLI command pointed at a port where no service listens."""

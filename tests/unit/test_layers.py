@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "tracking": FOUNDATION,
     "training": FOUNDATION | {"evaluation"},
     "methods": FOUNDATION | {"training", "evaluation", "tracking"},
-    "api": FOUNDATION | {"facade", "store", "methods", "tracking"},
+    "api": FOUNDATION | {"facade", "store", "methods", "tracking", "evaluation"},
     "worker": FOUNDATION | {"store", "methods", "tracking"},
     "simulate": FOUNDATION | {"client", "evaluation", "methods"},
     "facade": FOUNDATION | {"methods", "training"},

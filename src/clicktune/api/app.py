@@ -16,6 +16,7 @@ from clicktune.api.routers import (
     items,
     judgments,
     models,
+    online,
     service,
     tasks,
 )
@@ -29,6 +30,7 @@ log = get_logger(__name__)
 ROUTERS = (
     service.router,
     clickstream.router,
+    online.router,
     items.router,
     judgments.router,
     tasks.router,

@@ -9,7 +9,7 @@ minimum gain.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,9 +59,9 @@ def paired_comparison(
     if len(queries) < 2 or np.ptp(differences) <= TIE:
         interval = (gain, gain)  # no spread to resample: the gain is what it is
     else:
-        interval = _bootstrap(differences, "BCa", seed, resamples, confidence)
-        if not all(np.isfinite(interval)):  # BCa undefined (e.g. nearly all ties)
-            interval = _bootstrap(differences, "percentile", seed, resamples, confidence)
+        interval = bootstrap_interval(
+            (differences,), _mean, seed=seed, resamples=resamples, confidence=confidence
+        )
     return Comparison(
         metric=metric,
         queries=len(queries),
@@ -75,19 +75,54 @@ def paired_comparison(
     )
 
 
+Statistic = Callable[..., Any]
+"""`statistic(*samples, axis)`, vectorized over `axis` as `scipy.stats.bootstrap` calls it."""
+
+
+def bootstrap_interval(
+    samples: tuple[np.ndarray, ...],
+    statistic: Statistic,
+    *,
+    seed: int,
+    paired: bool = False,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """A seeded two-sided interval of `statistic` (BCa; percentile where BCa is undefined,
+    e.g. nearly all ties). `paired`: the samples are resampled together (one row per unit)."""
+    interval = _bootstrap(samples, statistic, "BCa", seed, paired, resamples, confidence)
+    if not all(np.isfinite(interval)):
+        interval = _bootstrap(samples, statistic, "percentile", seed, paired, resamples, confidence)
+    return interval
+
+
+def _mean(sample: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(sample, axis=axis)
+
+
 def _bootstrap(
-    differences: np.ndarray, method: str, seed: int, resamples: int, confidence: float
+    samples: tuple[np.ndarray, ...],
+    statistic: Statistic,
+    method: str,
+    seed: int,
+    paired: bool,
+    resamples: int,
+    confidence: float,
 ) -> tuple[float, float]:
     from scipy import stats
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", category=RuntimeWarning)
         result = stats.bootstrap(
-            (differences,),
-            np.mean,
+            samples,
+            statistic,
             n_resamples=resamples,
             confidence_level=confidence,
             method=method,
+            paired=paired,
+            vectorized=True,
+            batch=1000,
             rng=np.random.default_rng(seed),
         )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)

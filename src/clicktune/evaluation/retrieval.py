@@ -148,13 +148,28 @@ class DenseRetriever:
         encoded = {
             name: self._encode(list(qs.texts), query=True) for name, qs in query_sets.items()
         }
+        subsets = {name: qs.doc_ids for name, qs in query_sets.items()}
+        return self._rank_encoded(encoded, subsets, k)
+
+    def search_encoded(self, queries: np.ndarray, k: int = MAX_K) -> list[list[str]]:
+        """`search` for queries encoded elsewhere (normalized vectors of this model, as an
+        application gets them from `/embeddings`)."""
+        vectors = np.asarray(queries, dtype=np.float32)
+        return self._rank_encoded({"queries": vectors}, {"queries": None}, k)["queries"]
+
+    def _rank_encoded(
+        self,
+        encoded: Mapping[str, np.ndarray],
+        subsets: Mapping[str, AbstractSet[str] | None],
+        k: int,
+    ) -> dict[str, list[list[str]]]:
         members = {
             name: None
-            if qs.doc_ids is None
-            else np.fromiter((d in qs.doc_ids for d in self.doc_ids), bool, len(self.doc_ids))
-            for name, qs in query_sets.items()
+            if subset is None
+            else np.fromiter((d in subset for d in self.doc_ids), bool, len(self.doc_ids))
+            for name, subset in subsets.items()
         }
-        best = {name: TopK(len(encoded[name]), k, self.doc_ids) for name in query_sets}
+        best = {name: TopK(len(queries), k, self.doc_ids) for name, queries in encoded.items()}
         for start, chunk in self._corpus_chunks():
             columns = np.arange(start, start + len(chunk))
             for name, queries in encoded.items():

@@ -25,6 +25,7 @@ from clicktune.logs import get_logger
 from clicktune.methods.base import TaskContext, TaskResult
 from clicktune.methods.decision import Decision, alias_evidence, decide, decision_tags
 from clicktune.methods.judged import JudgedSet, load_judged_set
+from clicktune.methods.online import decide_online
 from clicktune.tracking.iterations import (
     BASELINE_RUN,
     KIND_BASELINE,
@@ -109,6 +110,8 @@ class IterationPipeline:
         self.log = log.bind(task_id=self.task.task_id, method=method.meta.name)
         self.runs_total = 1
         self.runs_done = 0
+        self.online: dict[str, Any] | None = None
+        """What the batch's live traffic decided about the challenger before training."""
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -161,10 +164,11 @@ class IterationPipeline:
         self._report_data(data)
         judged = self._judged_set()
 
-        self.stage("initial_model", "Resolving the starting model", percent=1.0)
         tracking = MethodTracking(
             self.context.settings, self.method.meta.name, self.method.registered_model_name
         )
+        self.online = self._online(tracking)
+        self.stage("initial_model", "Resolving the starting model", percent=1.0)
         candidate = tracking.starting_run(self.method.initial_model_path)
         iteration = tracking.open_iteration(self.task.task_id, self.task.batch_id, candidate)
         iteration.set_tag(TAG_SELECTION, self.selection)
@@ -205,6 +209,25 @@ class IterationPipeline:
                 skipped_positives=data.stats.skipped_positives,
                 examples=data.missing_examples,
             )
+
+    def _online(self, tracking: MethodTracking) -> dict[str, Any] | None:
+        """Decide on the challenger from the batch's live traffic, before training from the
+        (possibly new) champion."""
+        self.stage("online", "Comparing the champion and the challenger on live traffic", 0.8)
+        online = decide_online(self.method, self.context, tracking)
+        if online is None:
+            return None
+        self.context.add_event(
+            online["reason"],
+            level="info",
+            online_decision=online["decision"],
+            verdict=online["verdict"],
+            decided_by=online["decided_by"],
+            champion=online["champion"],
+            challenger=online["challenger"],
+        )
+        self.log.info("online_decision", decision=online["decision"], verdict=online["verdict"])
+        return online
 
     def _judged_set(self) -> JudgedSet | None:
         """The task's judged set, ready to rank (None without one: no judged evidence)."""
@@ -561,6 +584,8 @@ class IterationPipeline:
             "clicks_baseline": baseline.metrics.get(clicks),
             "clicks_best": best.metrics.get(clicks),
         }
+        if self.online is not None:
+            metrics["online"] = self.online
         if comparison is not None and opened.judged is not None:
             metrics |= {
                 "baseline": baseline.value,

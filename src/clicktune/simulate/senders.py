@@ -59,6 +59,8 @@ def send_session(client: ClicktuneClient, session: SimulatedSession) -> SendStat
         body["search_query"],
         body["search_results"],
         search_meta=body["search_meta"],
+        user_id=body.get("user_id"),
+        served_by=body.get("served_by"),
     )
     events = session.events_body()
     if events is not None:

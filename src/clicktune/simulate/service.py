@@ -63,6 +63,8 @@ def running(
     timeout_s: float = 120.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`clicktune <command>` with `env`, once its API answers at `url`; stopped on exit."""
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") if log is not None else open(os.devnull, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "clicktune", command],

@@ -17,21 +17,47 @@ Search = Callable[[Sequence[str], int], list[list[str]]]
 
 
 @dataclass(frozen=True)
+class Page:
+    """What one search showed: the results, and which model served them (A/B: the whole page;
+    interleaving: each result's team)."""
+
+    shown: tuple[str, ...]
+    served_by: str | None = None
+    teams: tuple[str, ...] | None = None
+
+
+Serve = Callable[[str, str, str, str], Page]
+"""(session id, user id, query id, query text) → the page that session showed."""
+
+
+@dataclass(frozen=True)
 class SimulatedSession:
     session_id: str
     query_id: str
     query: str
     shown: tuple[str, ...]
     outcome: SessionOutcome
+    user_id: str | None = None
+    served_by: str | None = None
+    teams: tuple[str, ...] | None = None
 
     def session_body(self) -> dict[str, Any]:
         """The `POST /clickstream/session` body (server time, as a live search application)."""
-        return {
+        results: list[dict[str, Any]] = [{"object_id": object_id} for object_id in self.shown]
+        if self.teams is not None:
+            for result, team in zip(results, self.teams, strict=True):
+                result["served_by"] = team
+        body: dict[str, Any] = {
             "session_id": self.session_id,
             "search_query": self.query,
-            "search_results": [{"object_id": object_id} for object_id in self.shown],
+            "search_results": results,
             "search_meta": {"simulated": True, "query_id": self.query_id},
         }
+        if self.user_id is not None:
+            body["user_id"] = self.user_id
+        if self.served_by is not None:
+            body["served_by"] = self.served_by
+        return body
 
     def events_body(self) -> dict[str, Any] | None:
         """The `POST /clickstream/session/events` body, or None without events.
@@ -77,23 +103,55 @@ def simulate_sessions(
     session_prefix: str = "sim",
     page_size: int = PAGE_SIZE,
 ) -> Iterator[SimulatedSession]:
-    """`sessions_per_query` sessions for each query, the same for the same seed and rankings.
+    """`sessions_per_query` sessions for each query, each shown `search`'s page of its query."""
+    texts = [collection.queries[query_id].text for query_id in query_ids]
+    pages = dict(zip(query_ids, search(texts, page_size), strict=True))
+    return served_sessions(
+        collection,
+        query_ids,
+        lambda _session, _user, query_id, _text: Page(tuple(pages[query_id])),
+        click_model,
+        sessions_per_query=sessions_per_query,
+        seed=seed,
+        session_prefix=session_prefix,
+        users=False,
+    )
+
+
+def served_sessions(
+    collection: Collection,
+    query_ids: Sequence[str],
+    serve: Serve,
+    click_model: PositionBasedClickModel,
+    *,
+    sessions_per_query: int = 3,
+    seed: int = 0,
+    session_prefix: str = "sim",
+    users: bool = True,
+) -> Iterator[SimulatedSession]:
+    """`sessions_per_query` sessions for each query, the same for the same seed and pages.
 
     Each session has its own random stream (seeded by seed, query and session number), so a
-    query's simulated users do not change when other queries or the order of queries change.
+    query's simulated users do not change when other queries or the order of queries change;
+    `users`: each session is a user of its own (named for A/B routing).
     """
     if sessions_per_query < 1:
         raise ValueError("sessions_per_query must be >= 1")
-    texts = [collection.queries[query_id].text for query_id in query_ids]
-    pages = search(texts, page_size)
-    for query_id, text, page in zip(query_ids, texts, pages, strict=True):
+    for query_id in query_ids:
+        text = collection.queries[query_id].text
         grades = collection.qrels.get(query_id, {})
         for n in range(sessions_per_query):
+            session_id = f"{session_prefix}-{seed}-{query_id}-{n}"
+            user_id = f"user-{seed}-{query_id}-{n}" if users else None
+            page = serve(session_id, user_id or "", query_id, text)
             rng = random.Random(f"{seed}:{query_id}:{n}")
             yield SimulatedSession(
-                session_id=f"{session_prefix}-{seed}-{query_id}-{n}",
+                session_id=session_id,
                 query_id=query_id,
                 query=text,
-                shown=tuple(page),
-                outcome=click_model.simulate(page, grades, rng),
+                shown=page.shown,
+                outcome=click_model.simulate(list(page.shown), grades, rng),
+                user_id=user_id,
+                served_by=page.served_by,
+                teams=page.teams,
             )

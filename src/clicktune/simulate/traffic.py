@@ -21,9 +21,10 @@ from clicktune.evaluation.retrieval import model_fingerprint
 from clicktune.ids import new_id
 from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
+from clicktune.simulate.online import NoChallenger, ab_serve, interleave_serve, load_arms
 from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
 from clicktune.simulate.serving import CorpusEncoding, packaged_base_model
-from clicktune.simulate.sessions import SimulatedSession, simulate_sessions
+from clicktune.simulate.sessions import SimulatedSession, served_sessions, simulate_sessions
 
 QuerySet = Literal["train", "test", "all"]
 
@@ -51,6 +52,12 @@ class SimulateOptions:
     max_seq_length: int | None = None
     bf16: bool | None = None
     concurrency: int = 4
+    method: str = "Default Fine Tuning Method"
+    challenger_share: float | None = None
+    """A/B traffic: each user searches with the arm the service's `<method>@ab` picks (the
+    service's CLICKTUNE_CHALLENGER_SHARE splits; this is the share expected, checked)."""
+    interleave: bool = False
+    """Interleaved traffic: both models rank, the service merges each page."""
 
 
 def select_queries(
@@ -107,26 +114,86 @@ def _simulate(options: SimulateOptions, console: Console) -> None:
             with progress_bar(console) as progress:
                 bar = progress.add_task("catalog items", total=len(collection.documents))
                 load_items(client, collection, on_chunk=lambda n: progress.advance(bar, n))
-        console.print("ranking the corpus with the serving model (cached after the first time)")
         encoding = CorpusEncoding(
             options.cache_dir / "embeddings", options.max_seq_length, options.bf16
         )
-        retriever = encoding.retriever(model_dir, collection, show_progress=True)
-        sessions = list(
-            simulate_sessions(
-                collection,
-                query_ids,
-                retriever.search,
-                PositionBasedClickModel(collection.max_grade, options.click_model),
-                sessions_per_query=options.sessions_per_query,
-                seed=options.seed,
-                session_prefix=f"sim-{model_fingerprint(model_dir)[:8]}",
+        click_model = PositionBasedClickModel(collection.max_grade, options.click_model)
+        if options.interleave or options.challenger_share is not None:
+            sessions = online_sessions(
+                client, collection, query_ids, encoding, click_model, options, console
             )
-        )
+        else:
+            console.print("ranking the corpus with the serving model (cached after the first time)")
+            retriever = encoding.retriever(model_dir, collection, show_progress=True)
+            sessions = list(
+                simulate_sessions(
+                    collection,
+                    query_ids,
+                    retriever.search,
+                    click_model,
+                    sessions_per_query=options.sessions_per_query,
+                    seed=options.seed,
+                    session_prefix=f"sim-{model_fingerprint(model_dir)[:8]}",
+                )
+            )
         deliver(client, sessions, options, console)
         if options.release and options.ndjson is None:
             released = client.release_batch(release_id=new_id())
             console.print(f"released batch {released['batch_id']}")
+
+
+def online_sessions(
+    client: ClicktuneClient,
+    collection: Collection,
+    query_ids: list[str],
+    encoding: CorpusEncoding,
+    click_model: PositionBasedClickModel,
+    options: SimulateOptions,
+    console: Console,
+) -> list[SimulatedSession]:
+    """Sessions on traffic split (A/B) or merged (interleaving) between champion and challenger."""
+    try:
+        arms = load_arms(
+            client,
+            options.method,
+            collection,
+            encoding,
+            options.cache_dir / "models",
+            options.model_dir or packaged_base_model(),
+        )
+    except NoChallenger as exc:
+        raise SimulationFailed(f"{exc}; run a task without a judged set first") from exc
+    form = "interleaved" if options.interleave else "A/B"
+    console.print(f"{form} traffic: champion {arms.champion}, challenger {arms.challenger}")
+    serve = (
+        interleave_serve(client, arms, collection, query_ids)
+        if options.interleave
+        else ab_serve(client, arms)
+    )
+    prefix = f"{'il' if options.interleave else 'ab'}-{new_id()[:8]}"
+    with progress_bar(console) as progress:
+        bar = progress.add_task(
+            f"{form} searches", total=len(query_ids) * options.sessions_per_query
+        )
+        sessions = []
+        for session in served_sessions(
+            collection,
+            query_ids,
+            serve,
+            click_model,
+            sessions_per_query=options.sessions_per_query,
+            seed=options.seed,
+            session_prefix=prefix,
+        ):
+            sessions.append(session)
+            progress.advance(bar)
+    if not options.interleave:
+        share = sum(s.served_by == arms.challenger for s in sessions) / max(len(sessions), 1)
+        console.print(
+            f"the service sent {share:.0%} of the users to the challenger"
+            + (f" (expected {options.challenger_share:.0%})" if options.challenger_share else "")
+        )
+    return sessions
 
 
 def deliver(

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import (
     Connection,
@@ -78,10 +78,16 @@ class SearchResult(TypedDict):
     object_id: str
     rank: float | None
     meta: dict[str, Any]
+    served_by: NotRequired[str]
+    """Interleaving: the model (team) that contributed this result."""
 
 
 class NewSession(TypedDict):
-    """A session as the client sent it (validated); `created_at` None means server time."""
+    """A session as the client sent it (validated); `created_at` None means server time.
+
+    `served_by` (the model version that produced the results) is present only when sent, so a
+    session without it hashes as it did before the field existed.
+    """
 
     session_id: str
     search_query: str
@@ -89,6 +95,7 @@ class NewSession(TypedDict):
     search_meta: dict[str, Any]
     user_id: str | None
     created_at: float | None
+    served_by: NotRequired[str]
 
 
 class NewEvent(TypedDict):
@@ -200,6 +207,7 @@ def register_session(conn: Connection, session: NewSession) -> tuple[dict[str, A
     received_at = current_time()
     row: dict[str, Any] = {
         **session,
+        "served_by": session.get("served_by"),
         "created_at": received_at if session["created_at"] is None else session["created_at"],
         "received_at": received_at,
         "content_hash": digest,
@@ -323,6 +331,7 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
             created_at = received_at if session["created_at"] is None else session["created_at"]
             new_row = {
                 **session,
+                "served_by": session.get("served_by"),
                 "created_at": created_at,
                 "received_at": received_at,
                 "content_hash": digest,
@@ -456,6 +465,7 @@ def _session_fields(row: Any) -> dict[str, Any]:
         "search_results": get("search_results"),
         "search_meta": get("search_meta"),
         "user_id": get("user_id"),
+        "served_by": get("served_by"),
     }
 
 

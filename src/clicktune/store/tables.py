@@ -63,6 +63,9 @@ sessions = Table(
     Column("search_results", JSONType, nullable=False),
     Column("search_meta", JSONType, nullable=False),
     Column("user_id", CLIENT_ID),
+    # The model version that produced the results (A/B); interleaving: per result, in
+    # search_results.
+    Column("served_by", CLIENT_ID),
     Column("created_at", Double, nullable=False),
     Column("received_at", Double, nullable=False),
     Column("content_hash", String(64), nullable=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -31,6 +32,18 @@ def make_client(settings: Settings) -> MlflowClient:
     if not is_remote(uri):
         settings.ensure_data_dir()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_tracking_store(settings: Settings) -> None:
+    """Create (migrate) a local MLflow store once, under a file lock: processes that open a fresh
+    store together (the worker, the MLflow UI) would otherwise race on its schema migrations."""
+    uri = settings.effective_mlflow_tracking_uri
+    if is_remote(uri):
+        return
+    settings.ensure_data_dir()
+    with (settings.data_dir / ".mlflow-store.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        make_client(settings).search_experiments(max_results=1)
 
 
 def artifact_location(settings: Settings) -> str | None:

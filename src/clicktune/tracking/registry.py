@@ -28,6 +28,19 @@ TAG_TASK = "task_id"
 """On a version: the task whose run produced it."""
 
 
+def served_version(registered_model_name: str, version: ModelVersion | None) -> str:
+    """How a served model is named: what `/embeddings` answers as `model_version` and a session
+    sends back as `served_by`. `<registered model>/v<n>`, or `<registered model>/initial` for
+    the method's initial model (served before any promotion)."""
+    suffix = "initial" if version is None else f"v{version.version}"
+    return f"{registered_model_name}/{suffix}"
+
+
+def task_version(task_id: str) -> str:
+    """The served name of a task's best model asked for by task id."""
+    return f"task/{task_id}"
+
+
 def alias_version(client: MlflowClient, name: str, alias: Alias) -> ModelVersion | None:
     """The version `alias` points at; None when there is no such registered model or alias."""
     from mlflow.exceptions import MlflowException
@@ -89,6 +102,16 @@ class ModelRegistry:
             self._record(str(previous.version), "retired", replaced)
         return version
 
+    def retire_challenger(self, move: AliasMove) -> str | None:
+        """The challenger stops being one (live traffic found it worse); its version stays.
+        Returns the version retired, None when there was no challenger."""
+        challenger = self.version(CHALLENGER)
+        if challenger is None:
+            return None
+        self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        self._record(str(challenger.version), "retired", move)
+        return str(challenger.version)
+
     def history(self) -> list[dict[str, Any]]:
         """Every recorded move, newest first: `{event, version, run_id, task_id, at, reason,
         evidence}` (`task_id` is the task that decided the move)."""
@@ -133,6 +156,7 @@ class ModelRegistry:
                 if version is None
                 else {
                     "version": str(version.version),
+                    "model_version": served_version(self.name, version),
                     "run_id": version.run_id,
                     "task_id": (version.tags or {}).get(TAG_TASK),
                     "since": move["at"] if move else None,

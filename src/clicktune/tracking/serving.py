@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,14 @@ from clicktune.settings import Settings
 from clicktune.tracking.client import make_client
 from clicktune.tracking.iterations import method_id
 from clicktune.tracking.models import model_uri, sentence_transformer_dir
-from clicktune.tracking.registry import CHAMPION, Alias, alias_version
+from clicktune.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Alias,
+    alias_version,
+    served_version,
+    task_version,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -86,6 +94,14 @@ class ModelStore:
         return target
 
 
+@dataclass(frozen=True)
+class Served:
+    """A loaded model and the version it is (what a session's `served_by` names)."""
+
+    version: str
+    model: SentenceTransformer
+
+
 class ServedModels:
     """Loaded models by folder (least recently used go first), and where each registered
     model's aliases point (trusted for `embeddings_champion_ttl_s`)."""
@@ -94,8 +110,29 @@ class ServedModels:
         self.settings = settings
         self.store = ModelStore(settings)
         self._models: OrderedDict[Path, SentenceTransformer] = OrderedDict()
-        self._aliases: dict[tuple[str, Alias], tuple[float, Path | None]] = {}
+        self._aliases: dict[tuple[str, Alias], tuple[float, ModelVersion | None]] = {}
         self._lock = threading.Lock()
+
+    def version(self, registered_model_name: str, alias: Alias) -> ModelVersion | None:
+        """The registered version `alias` points at (None: no such alias now)."""
+        key = (registered_model_name, alias)
+        checked = self._aliases.get(key)
+        ttl = self.settings.embeddings_champion_ttl_s
+        if checked is None or time.monotonic() - checked[0] > ttl:
+            checked = (time.monotonic(), self.store.alias(registered_model_name, alias))
+            self._aliases[key] = checked
+        return checked[1]
+
+    def versions(self, registered_model_name: str) -> dict[Alias, str | None]:
+        """The served versions of the champion and the challenger, without loading either."""
+        champion = self.version(registered_model_name, CHAMPION)
+        challenger = self.version(registered_model_name, CHALLENGER)
+        return {
+            CHAMPION: served_version(registered_model_name, champion),
+            CHALLENGER: None
+            if challenger is None
+            else served_version(registered_model_name, challenger),
+        }
 
     def alias(
         self,
@@ -103,27 +140,22 @@ class ServedModels:
         alias: Alias,
         initial_model: Callable[[], Path],
         load: ModelLoader,
-    ) -> SentenceTransformer | None:
-        """The version `alias` points at; the champion before any promotion is the initial
-        model, a challenger before any is None."""
-        key = (registered_model_name, alias)
-        checked = self._aliases.get(key)
-        ttl = self.settings.embeddings_champion_ttl_s
-        if checked is None or time.monotonic() - checked[0] > ttl:
-            version = self.store.alias(registered_model_name, alias)
-            folder: Path | None
-            if version is not None:
-                folder = self.store.version_model_dir(registered_model_name, version)
-            else:
-                folder = Path(initial_model()) if alias == CHAMPION else None
-            self._aliases[key] = (time.monotonic(), folder)
+    ) -> Served | None:
+        """The model `alias` points at; the champion before any promotion is the initial model,
+        a challenger before any is None."""
+        version = self.version(registered_model_name, alias)
+        if version is None:
+            if alias != CHAMPION:
+                return None
+            folder = Path(initial_model())
         else:
-            folder = checked[1]
-        return None if folder is None else self._load(folder, load)
+            folder = self.store.version_model_dir(registered_model_name, version)
+        return Served(served_version(registered_model_name, version), self._load(folder, load))
 
-    def task_model(self, task_id: str, best_model_uri: str) -> SentenceTransformer:
+    def task_model(self, task_id: str, best_model_uri: str) -> Served:
         """A task's best model, as `SentenceTransformer(folder)` loads it."""
-        return self._load(self.store.task_model_dir(task_id, best_model_uri), _plain_load)
+        folder = self.store.task_model_dir(task_id, best_model_uri)
+        return Served(task_version(task_id), self._load(folder, _plain_load))
 
     def _load(self, folder: Path, load: ModelLoader) -> SentenceTransformer:
         with self._lock:

@@ -31,6 +31,7 @@ from clicktune.store.engine import make_engine, migrate, read_transaction, write
 from clicktune.store.tasks import Task
 from clicktune.store.workers import record_worker
 from clicktune.timeutil import now as current_time
+from clicktune.tracking.client import ensure_tracking_store
 from clicktune.worker.context import WorkerTaskContext
 
 log = get_logger(__name__)
@@ -296,6 +297,7 @@ def run_worker(settings: Settings) -> None:
     settings.ensure_data_dir()
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
+    ensure_tracking_store(settings)
     worker = Worker(settings, engine, load_registry(settings))
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -7,10 +7,11 @@ Models load lazily in the API process (no torch until the first request) and sta
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import Engine
 
 from clicktune.api.deps import EngineDep, RegistryDep, ServedModelsDep, SettingsDep
@@ -26,15 +27,13 @@ from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
-from clicktune.tracking.registry import CHALLENGER, CHAMPION
-from clicktune.tracking.serving import ServedModels
+from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
+from clicktune.tracking.serving import Served, ServedModels
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-Model = TypeVar("Model", bound="SentenceTransformer | None")
+Model = TypeVar("Model", bound="Served | None")
 
 router = APIRouter(tags=["embeddings"])
+MODEL_VERSION_HEADER = "X-Clicktune-Model-Version"
 log = get_logger(__name__)
 
 
@@ -68,37 +67,66 @@ def _has_lone_surrogate(text: str) -> bool:
     return False
 
 
+AB = "ab"
+
+
 def _resolve(
-    name: str, registry: MethodRegistry, engine: Engine, served: ServedModels
-) -> SentenceTransformer:
-    """`<method>` (its champion), `<method>@champion`, `<method>@challenger`, or a task id."""
+    body: EmbeddingsRequest,
+    registry: MethodRegistry,
+    engine: Engine,
+    served: ServedModels,
+    settings: Settings,
+) -> Served:
+    """`<method>` (its champion), `<method>@champion|challenger|ab`, or a task id."""
+    name = body.model
     method_name, _, alias = name.rpartition("@")
-    if registry.get(name) is not None or alias not in (CHAMPION, CHALLENGER):
+    if registry.get(name) is not None or alias not in (CHAMPION, CHALLENGER, AB):
         method_name, alias = name, CHAMPION
     method = registry.get(method_name)
-    if method is not None:
-        if not isinstance(method, EmbeddingFineTuningMethod):
-            raise ApiError(
-                404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
-            )
-        model = _loaded(
-            name,
-            lambda: served.alias(
-                method.registered_model_name,
-                CHALLENGER if alias == CHALLENGER else CHAMPION,
-                method.initial_model_path,
-                method.load_model,
-            ),
+    if method is None:
+        return _task_model(name, registry, engine, served)
+    if not isinstance(method, EmbeddingFineTuningMethod):
+        raise ApiError(
+            404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
         )
-        if model is None:
+    if alias == AB:
+        if body.user is None:
             raise ApiError(
-                404,
-                "no_challenger",
-                f"Method {method_name!r} has no challenger now: its tasks promote on judged "
-                "evidence, or none has run without a judged set since the last decision.",
-                "model",
+                422, "invalid_request", f"user: {name!r} routes by user; send `user`.", "user"
             )
-        return model
+        alias = _arm(method.registered_model_name, body.user, served, settings.challenger_share)
+    model = _loaded(
+        name,
+        lambda: served.alias(
+            method.registered_model_name,
+            CHALLENGER if alias == CHALLENGER else CHAMPION,
+            method.initial_model_path,
+            method.load_model,
+        ),
+    )
+    if model is None:
+        raise ApiError(
+            404,
+            "no_challenger",
+            f"Method {method_name!r} has no challenger now: its tasks promote on judged "
+            "evidence, or none has run without a judged set since the last decision.",
+            "model",
+        )
+    return model
+
+
+def _arm(registered_model_name: str, user: str, served: ServedModels, share: float) -> Alias:
+    """The user's arm of an A/B test: the same user always lands in the same one (a stable hash
+    of the model and the user), `share` of users in the challenger's while there is one."""
+    if served.version(registered_model_name, CHALLENGER) is None:
+        return CHAMPION
+    digest = hashlib.sha256(f"{registered_model_name}\x00{user}".encode()).digest()
+    return CHALLENGER if int.from_bytes(digest[:8], "big") / 2**64 < share else CHAMPION
+
+
+def _task_model(
+    name: str, registry: MethodRegistry, engine: Engine, served: ServedModels
+) -> Served:
     try:
         task = task_with_model(engine, name)
     except ApiError as exc:
@@ -132,6 +160,7 @@ def _loaded(name: str, load: Callable[[], Model]) -> Model:
 @router.post("/embeddings", response_model=EmbeddingsResponse)
 def create_embeddings(
     body: EmbeddingsRequest,
+    response: Response,
     settings: SettingsDep,
     registry: RegistryDep,
     engine: EngineDep,
@@ -140,7 +169,8 @@ def create_embeddings(
     """Embed `input` with `model`; the vectors are what `SentenceTransformer(folder).encode`
     gives for the same model folder."""
     texts = _texts(body, settings)
-    model = _resolve(body.model, registry, engine, served)
+    answering = _resolve(body, registry, engine, served, settings)
+    model = answering.model
     vectors = model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
     tokens = sum(
         len(ids)
@@ -159,8 +189,10 @@ def create_embeddings(
         )
         for index, vector in enumerate(vectors)
     ]
+    response.headers[MODEL_VERSION_HEADER] = answering.version
     return EmbeddingsResponse(
         data=data,
         model=body.model,
+        model_version=answering.version,
         usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
     )

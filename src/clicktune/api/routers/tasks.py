@@ -83,6 +83,21 @@ def list_methods(registry: RegistryDep) -> list[dict[str, Any]]:
     return [registry.methods[name].describe() for name in registry.names()]
 
 
+def method_with_models(
+    registry: MethodRegistry, name: str, param: str
+) -> EmbeddingFineTuningMethod:
+    """The method named `name` that trains and serves models; 404 `method_not_found` else."""
+    method = registry.get(name)
+    if not isinstance(method, EmbeddingFineTuningMethod):
+        raise ApiError(
+            404,
+            "method_not_found",
+            f"No fine-tuning method with models named {name!r}; methods: {registry.names()}.",
+            param,
+        )
+    return method
+
+
 @router.get("/fine-tuning/methods/{name}/models", response_model=MethodModelsOut)
 def method_models(
     name: Annotated[ClientId, Path(description="The method's `meta.name`.")],
@@ -91,14 +106,7 @@ def method_models(
 ) -> dict[str, Any]:
     """The method's champion and challenger (MLflow registered-model aliases) and every move
     of them, newest first."""
-    method = registry.get(name)
-    if not isinstance(method, EmbeddingFineTuningMethod):
-        raise ApiError(
-            404,
-            "method_not_found",
-            f"No fine-tuning method with models named {name!r}; methods: {registry.names()}.",
-            "name",
-        )
+    method = method_with_models(registry, name, "name")
     try:
         models = ModelRegistry(make_client(settings), method.registered_model_name, tags={})
         aliases = models.aliases()

@@ -7,7 +7,7 @@ together (duplicate object_ids).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field
 
@@ -29,6 +29,12 @@ FUTURE_TOLERANCE_S = 300.0
 
 
 _SESSION_FIELDS = frozenset(NewSession.__annotations__)
+ServedBy = Annotated[
+    ClientId,
+    Field(
+        description="A model version as `POST /embeddings` or `/clickstream/interleave` names it."
+    ),
+]
 
 
 class SearchResultIn(BaseModel):
@@ -38,6 +44,9 @@ class SearchResultIn(BaseModel):
         default_factory=dict,
         validation_alias=AliasChoices("meta", "item_info"),
         description="Anything about the result as shown; `item_info` is accepted as an alias.",
+    )
+    served_by: ServedBy | None = Field(
+        None, description="Interleaving: the model that contributed this result."
     )
 
 
@@ -50,9 +59,20 @@ class SessionIn(BaseModel):
     search_meta: JsonObject = Field(default_factory=dict)
     user_id: ClientId | None = None
     created_at: Epoch | None = Field(None, description="UNIX epoch seconds; omitted: server time.")
+    served_by: ServedBy | None = Field(
+        None, description="A/B: the model version that produced these results."
+    )
 
     def to_new_session(self) -> NewSession:
-        return self.model_dump(include=_SESSION_FIELDS)  # type: ignore[return-value]
+        """The session as stored; `served_by` only where it was sent (the content hash of a
+        session without it stays what it was)."""
+        session = self.model_dump(include=_SESSION_FIELDS - {"served_by"})
+        for result, given in zip(session["search_results"], self.search_results, strict=True):
+            if given.served_by is None:
+                del result["served_by"]
+        if self.served_by is not None:
+            session["served_by"] = self.served_by
+        return session  # type: ignore[return-value]
 
 
 class EventIn(BaseModel):
@@ -94,6 +114,7 @@ class SearchResultOut(BaseModel):
     object_id: str
     rank: float | None
     meta: dict[str, Any]
+    served_by: str | None = None
 
 
 class EventOut(BaseModel):
@@ -112,6 +133,7 @@ class SessionOut(BaseModel):
     search_results: list[SearchResultOut]
     search_meta: dict[str, Any]
     user_id: str | None
+    served_by: str | None
     is_irrelevant: bool
     events: list[EventOut]
 

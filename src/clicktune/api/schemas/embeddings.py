@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from clicktune.api.schemas.common import NonEmptyText
+from clicktune.api.schemas.common import ClientId, NonEmptyText
 
 
 class EmbeddingsRequest(BaseModel):
@@ -16,12 +16,16 @@ class EmbeddingsRequest(BaseModel):
     input: str | list[str] = Field(description="A text or a list of texts to embed.")
     model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
         description=(
-            "A method name (its champion), `<method>@champion`, `<method>@challenger`, or a task "
-            "id (that task's best model)."
+            "A method name (its champion), `<method>@champion`, `<method>@challenger`, "
+            "`<method>@ab` (each `user` to one of the two, stably), or a task id (that task's "
+            "best model)."
         )
     )
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="`base64`: little-endian float32 bytes, as OpenAI clients ask for."
+    )
+    user: ClientId | None = Field(
+        None, description="The end user (OpenAI's field); `<method>@ab` routes by it."
     )
 
     @field_validator("input", mode="before")
@@ -55,4 +59,7 @@ class EmbeddingsResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[Embedding]
     model: str
+    model_version: str = Field(
+        description="The model that answered: send it back as the sessions' `served_by`."
+    )
     usage: EmbeddingsUsage

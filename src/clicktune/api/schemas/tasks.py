@@ -134,6 +134,9 @@ class ModelVersionOut(BaseModel):
     """A registered version where an alias points now, and why it got there."""
 
     version: str
+    model_version: str = Field(
+        description="Its served name: `/embeddings`' `model_version`, a session's `served_by`."
+    )
     run_id: str | None
     task_id: str | None = Field(description="The task whose run produced this version.")
     since: str | None = Field(description="When the alias moved to it (ISO 8601, UTC).")
