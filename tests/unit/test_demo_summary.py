@@ -1,4 +1,4 @@
-"""The demo's closing summary: the before/after table beside the task's decision and evidence."""
+"""The demo's closing summary: each model on held-out queries beside what the task decided."""
 
 from __future__ import annotations
 
@@ -23,7 +23,12 @@ JUDGED = {
     "queries": 24,
     "promotion_reason": "Promoted run-1: on judged set 'demo' (24 queries) …",
 }
-BLIND = {"main_metric": "ndcg_at_10", "evidence": "none", "promotion_reason": "Not promoted: …"}
+BLIND = {
+    "main_metric": "ndcg_at_10",
+    "evidence": "none",
+    "promotion_reason": "Not promoted: …",
+    "online": {"decision": "promoted", "reason": "Challenger m/v1 is better online (…)."},
+}
 
 
 def summary(tmp_path: Path, promoted: bool, metrics: dict[str, Any]) -> str:
@@ -34,7 +39,8 @@ def summary(tmp_path: Path, promoted: bool, metrics: dict[str, Any]) -> str:
         "mlflow_experiment": "iteration / m / b",
         "best_model_url": "http://x/model",
     }
-    print_summary(console, task, BEFORE, BETTER, Settings(data_dir=tmp_path), 60.0)
+    measured = {"champion (base model)": BEFORE, "challenger (task 1)": BETTER}
+    print_summary(console, task, measured, Settings(data_dir=tmp_path), 60.0)
     return console.export_text()
 
 
@@ -45,5 +51,6 @@ def test_the_decision_is_shown_with_its_evidence(
     text = summary(tmp_path, promoted, metrics)
     assert metrics["promotion_reason"] in text
     assert ("95 % interval [+0.0120, +0.0490] over 24 queries" in text) is promoted
-    assert "+0.0200" in text  # the held-out truth beside it
+    assert ("live traffic: promoted: Challenger m/v1 is better online" in text) is not promoted
+    assert "0.7200 (+0.0200)" in text  # the held-out truth beside it
     assert "http://x/model" in text

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clicktune.evaluation.comparison import bootstrap_interval
+from clicktune.evaluation.comparison import RESAMPLES, bootstrap_interval
 
 ONLINE_METRICS = ("click_through", "reciprocal_rank", "weighted_clicks_at_10", "abandonment")
 PRIMARY_METRIC = "reciprocal_rank"
@@ -92,6 +92,7 @@ class OnlineEvidence:
     weights: Mapping[str, float]
     default_weight: float = 1.0
     primary: str = PRIMARY_METRIC
+    resamples: int = RESAMPLES
     arms: dict[str, _Arm] = field(default_factory=dict)
     duels: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
     """(one version, the other) → user → [wins of the first, wins of the second, ties]"""
@@ -210,6 +211,7 @@ class OnlineEvidence:
             lambda w, ls, axis=-1: w.sum(axis) / np.maximum((w + ls).sum(axis), 1),
             seed=seed,
             paired=True,
+            resamples=self.resamples,
         )
         part |= {"interval": [low, high], "verdict": _verdict(low - 0.5, high - 0.5, 0.0)}
         return part

@@ -1,8 +1,11 @@
 """`clicktune demo`: the whole product loop on the bundled product catalog, in minutes.
 
-Loads the catalog, lets simulated shoppers search it with the base model and click, fine-tunes
-with the default method (live progress), and compares the base and the tuned model on held-out
-queries — then says where to look (MLflow UI) and where to download the model.
+Loads the catalog; simulated shoppers search it with the base model and click; a first task
+fine-tunes on those clicks without a judged set, so its model becomes the challenger; shoppers
+then see the champion's and the challenger's results interleaved; a second task decides from that
+traffic, trains, and decides about its own model on a judged set. Each model is measured on
+held-out queries beside what each decision said — then the demo says where to look (MLflow UI)
+and where to download the model.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from clicktune.methods.embedding import default_first_trials
 from clicktune.settings import Settings
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
+from clicktune.simulate.online import interleave_serve, load_arms
 from clicktune.simulate.senders import load_items, send_sessions
 from clicktune.simulate.service import ServiceNotStarted, running
 from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, packaged_base_model
-from clicktune.simulate.sessions import simulate_sessions
+from clicktune.simulate.sessions import served_sessions, simulate_sessions
 from clicktune.simulate.traffic import SimulationFailed, progress_bar
 from clicktune.status import TaskStatus
 
@@ -180,66 +184,111 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
             f"{stats.irrelevant} marked irrelevant"
         )
 
+        console.rule("1. fine-tuning on the clicks, without a judged set")
+        first = run_task(client, options, console)
+        console.print(first["metrics"]["promotion_reason"])
+        challenger_dir = settings.data_dir / "simulate" / "models" / first["id"]
+        if not challenger_dir.exists():
+            client.download_model(first["id"], challenger_dir)
+
+        console.rule("2. shoppers see the champion's and the challenger's results interleaved")
+        arms = load_arms(
+            client,
+            METHOD,
+            collection,
+            encoding,
+            settings.data_dir / "simulate" / "models",
+            base_dir,
+        )
+        interleaved = list(
+            served_sessions(
+                collection,
+                train,
+                interleave_serve(client, arms, collection, train),
+                PositionBasedClickModel(collection.max_grade),
+                sessions_per_query=options.sessions_per_query,
+                seed=options.seed + 1,
+                session_prefix=f"demo-il-{new_id()[:8]}",
+            )
+        )
+        with progress_bar(console) as progress:
+            bar = progress.add_task("shoppers searching", total=len(interleaved))
+            send_sessions(client, interleaved, on_session=lambda _: progress.advance(bar))
+
+        console.rule("3. the next task decides on that traffic, then on a judged set")
         judged = client.put_judgments(JUDGED_SET, judgments(collection, train[:JUDGED_QUERIES]))
         console.print(
             f"a judged set of {judged['queries']} shopper queries ({judged['judgments']} graded "
-            "products) decides whether the tuned model is better"
+            "products) decides whether the task's own model is better"
         )
-        task = client.create_task(
-            METHOD,
-            hyperparameters=QUICK_HYPERPARAMETERS if options.quick else FULL_HYPERPARAMETERS,
-            idempotency_key=new_id(),
-            metadata={"source": "clicktune demo"},
-            validation_set=JUDGED_SET,
-        )
-        console.print(f"fine-tuning task {task['id']} on batch {task['batch_id']}")
-        task = follow_task(client, task["id"], console)
-        if task["status"] != TaskStatus.DONE:
-            error = task.get("error") or {}
-            raise SimulationFailed(
-                f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
-            )
-        tuned_dir = settings.data_dir / "simulate" / "models" / task["id"]
-        if not tuned_dir.exists():
-            client.download_model(task["id"], tuned_dir)
+        second = run_task(client, options, console, validation_set=JUDGED_SET)
 
-        console.print("measuring both models on the held-out queries over the whole catalog")
-        tuned = encoding.retriever(tuned_dir, collection, show_progress=True)
+        console.print("measuring the models on the held-out queries over the whole catalog")
         held_out = collection.query_texts(test)
-        before = retrieval_metrics(base, held_out, collection.qrels)
-        after = retrieval_metrics(tuned, held_out, collection.qrels)
-        print_summary(console, task, before, after, settings, time.monotonic() - started)
+        measured = {"champion (base model)": retrieval_metrics(base, held_out, collection.qrels)}
+        challenger = encoding.retriever(challenger_dir, collection, show_progress=True)
+        measured["challenger (task 1)"] = retrieval_metrics(challenger, held_out, collection.qrels)
+        print_summary(console, second, measured, settings, time.monotonic() - started)
+
+
+def run_task(
+    client: ClicktuneClient, options: DemoOptions, console: Console, **fields: Any
+) -> dict[str, Any]:
+    """A default-method task on the collecting batch (one run), followed to its end."""
+    task = client.create_task(
+        METHOD,
+        hyperparameters=QUICK_HYPERPARAMETERS if options.quick else FULL_HYPERPARAMETERS,
+        idempotency_key=new_id(),
+        metadata={"source": "clicktune demo"},
+        **fields,
+    )
+    console.print(f"fine-tuning task {task['id']} on batch {task['batch_id']}")
+    task = follow_task(client, task["id"], console)
+    if task["status"] != TaskStatus.DONE:
+        error = task.get("error") or {}
+        raise SimulationFailed(
+            f"the task ended {task['status']}: {error.get('code')}: {error.get('message')}"
+        )
+    return task
 
 
 def print_summary(
     console: Console,
     task: dict[str, Any],
-    before: dict[str, float],
-    after: dict[str, float],
+    measured: dict[str, dict[str, float]],
     settings: Settings,
     seconds: float,
 ) -> None:
+    """Each model on the held-out queries (the judged truth), then what the task decided: about
+    the challenger from live traffic, about its own model from the judged set."""
     table = Table(title="held-out queries, whole catalog")
-    for column in ("metric", "base model", "fine-tuned", "change"):
-        table.add_column(column)
+    table.add_column("metric")
+    for name in measured:
+        table.add_column(name)
+    first = next(iter(measured.values()))
     for name, label in (
         ("ndcg_at_10", "nDCG@10"),
         ("recall_at_100", "Recall@100"),
         ("mrr_at_10", "MRR@10"),
     ):
-        change = after[name] - before[name]
-        table.add_row(label, f"{before[name]:.4f}", f"{after[name]:.4f}", f"{change:+.4f}")
+        cells = [f"{first[name]:.4f}"] + [
+            f"{values[name]:.4f} ({values[name] - first[name]:+.4f})"
+            for values in list(measured.values())[1:]
+        ]
+        table.add_row(label, *cells)
     console.print(table)
     metrics = task.get("metrics") or {}
-    decision = "promoted" if task.get("promoted") else "not promoted"
+    online = metrics.get("online")
+    if online is not None:
+        console.print(f"live traffic: {online['decision']}: {online['reason']}")
     if metrics.get("evidence") == "judged":
         low, high = metrics["gain_interval"]
         console.print(
-            f"the task's decision: {decision}: on its judged set nDCG@10 "
-            f"{metrics['baseline']:.4f} -> {metrics['best']:.4f} ({metrics['gain']:+.4f}, 95 % "
-            f"interval [{low:+.4f}, {high:+.4f}] over {metrics['queries']} queries)"
+            f"its own model, on the judged set: nDCG@10 {metrics['baseline']:.4f} -> "
+            f"{metrics['best']:.4f} ({metrics['gain']:+.4f}, 95 % interval [{low:+.4f}, "
+            f"{high:+.4f}] over {metrics['queries']} queries)"
         )
-    console.print(f"  {metrics.get('promotion_reason', decision)}")
+    console.print(f"  {metrics.get('promotion_reason', '')}")
     console.print(
         f"MLflow UI: http://{settings.host}:{settings.mlflow_port} "
         f"(experiment {task.get('mlflow_experiment')!r})"
