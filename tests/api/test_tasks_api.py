@@ -117,7 +117,7 @@ def test_create_without_batch_releases_the_collecting_batch(client: TestClient) 
     assert created_at.utcoffset() is not None and created_at.utcoffset().total_seconds() == 0
     batch = client.get(f"/api/v1/clickstream/batches/{task['batch_id']}").json()
     assert batch["status"] == "released"
-    assert batch["release_id"] == key
+    assert batch["release_id"] == f"task:{key}"  # its own namespace, apart from clients'
     assert _collecting_batch(client) is None
     _error(_post(client, {"fine_tuning_method": STEPS_METHOD}), 409, "no_collecting_batch")
     assert client.get("/api/v1/fine-tuning/task").json()["total"] == 1
@@ -252,12 +252,11 @@ def test_concurrent_creates_with_one_key_create_one_task(client: TestClient) -> 
     assert client.get("/api/v1/fine-tuning/task").json()["total"] == 1
     released = client.get("/api/v1/clickstream/batches", params={"status": "released"}).json()
     assert released["total"] == 1
-    assert released["data"][0]["release_id"] == key
+    assert released["data"][0]["release_id"] == f"task:{key}"
 
 
 def test_get_and_list(client: TestClient) -> None:
-    batch_id = released_batch(client)
-    ids = [create_task(client, batch_id)["id"] for _ in range(4)]
+    ids = [create_task(client, released_batch(client))["id"] for _ in range(4)]
     client.put(f"/api/v1/fine-tuning/task/{ids[0]}/cancel")
     _error(client.get("/api/v1/fine-tuning/task/nope"), 404, "task_not_found")
     listed = client.get("/api/v1/fine-tuning/task", params={"limit": 2}).json()
@@ -312,7 +311,7 @@ def test_done_and_error_tasks_as_the_api_shows_them(client: TestClient) -> None:
     batch_id = released_batch(client)
     engine = _engine(client)
     done_id = create_task(client, batch_id)["id"]
-    failed_id = create_task(client, batch_id)["id"]
+    failed_id = create_task(client, released_batch(client))["id"]
     assert write(engine, task_store.claim_task, "w", lease_s=60, max_attempts=3) is not None
     assert write(engine, task_store.claim_task, "w2", lease_s=60, max_attempts=3) is not None
     result = {
@@ -394,3 +393,36 @@ def test_evidence_fields_of_a_task(client: TestClient) -> None:
         409,
         "idempotency_key_reused",
     )
+
+
+def test_one_active_task_per_method_and_batch(client: TestClient) -> None:
+    batch_id = released_batch(client)
+    first = create_task(client, batch_id)
+    keys = [
+        _post(
+            client,
+            {"fine_tuning_method": STEPS_METHOD, "batch_id": batch_id, "idempotency_key": f"k-{n}"},
+        )
+        for n in range(5)
+    ]
+    for response in keys:
+        error = _error(response, 409, "task_exists", "batch_id")
+        assert first["id"] in error["message"]
+    assert client.get("/api/v1/fine-tuning/task").json()["total"] == 1
+    # Once it is canceled another may run; restarting the first is then refused.
+    client.put(f"/api/v1/fine-tuning/task/{first['id']}/cancel")
+    second = create_task(client, batch_id)
+    _error(client.put(f"/api/v1/fine-tuning/task/{first['id']}/restart"), 409, "task_exists")
+    client.put(f"/api/v1/fine-tuning/task/{second['id']}/cancel")
+    assert client.put(f"/api/v1/fine-tuning/task/{first['id']}/restart").status_code == 200
+
+
+def test_a_client_release_id_and_a_task_key_do_not_meet(client: TestClient) -> None:
+    register_sessions(client, 2)
+    manual = client.post(
+        "/api/v1/clickstream/internal/batch/release", json={"release_id": "nightly"}
+    )
+    register_sessions(client, 2)
+    task = _post(client, {"fine_tuning_method": STEPS_METHOD, "idempotency_key": "nightly"})
+    assert task.status_code == 201, task.text
+    assert task.json()["batch_id"] != manual.json()["batch_id"]  # a new release, not a replay

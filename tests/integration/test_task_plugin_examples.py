@@ -50,13 +50,10 @@ def test_guide_examples_load_validate_and_run(
         create,
         json={"fine_tuning_method": "Click Statistics", "hyperparameters": {"min_sessions": 2}},
     ).json()
+    register_sessions(client, 4)
     too_few = client.post(
         create,
-        json={
-            "fine_tuning_method": "Click Statistics",
-            "batch_id": counted["batch_id"],
-            "hyperparameters": {"min_sessions": 100},
-        },
+        json={"fine_tuning_method": "Click Statistics", "hyperparameters": {"min_sessions": 100}},
     ).json()
     with workers(settings, tmp_path):
         done = wait_for(lambda: in_status(client, counted["id"], "done", "error"), what="done")

@@ -69,9 +69,8 @@ def _claim(engine: Engine, worker: str, at: float, max_attempts: int = 3) -> tas
 
 
 def test_claims_oldest_first_and_each_task_once(engine: Engine) -> None:
-    batch_id = _released_batch(engine)
-    first = _create(engine, batch_id).task
-    second = _create(engine, batch_id).task
+    first = _create(engine, _released_batch(engine)).task
+    second = _create(engine, _released_batch(engine)).task
     at = now()
     claimed = _claim(engine, "w1", at)
     assert claimed is not None and claimed.id == first.id
@@ -228,8 +227,7 @@ def test_concurrent_creates_with_one_key_make_one_task(engine: Engine) -> None:
 
 
 def test_list_filters_newest_first_and_counts(engine: Engine) -> None:
-    batch_id = _released_batch(engine)
-    ids = [_create(engine, batch_id).task.id for _ in range(5)]
+    ids = [_create(engine, _released_batch(engine)).task.id for _ in range(5)]
     write(engine, task_store.cancel_task, ids[1])
     with read_transaction(engine) as conn:
         page, total = task_store.list_tasks(conn, limit=2, offset=1)
@@ -259,14 +257,13 @@ def test_events_page_by_event_id(engine: Engine) -> None:
 def test_a_worker_that_lost_its_task_keeps_the_folder_only_for_a_takeover(
     engine: Engine, settings: Settings
 ) -> None:
-    batch_id = _released_batch(engine)
-    taken_over = _create(engine, batch_id).task.id
-    canceled = _create(engine, batch_id).task.id
+    taken_over = _create(engine, _released_batch(engine)).task.id
+    canceled = _create(engine, _released_batch(engine)).task.id
     at = now()
     for task_id in (taken_over, canceled):
         claimed = _claim(engine, "w1", at)
         assert claimed is not None and claimed.id == task_id
-        spec = TaskSpec(task_id=task_id, fine_tuning_method="m", batch_id=batch_id)
+        spec = TaskSpec(task_id=task_id, fine_tuning_method="m", batch_id="b")
         with WorkerTaskContext(spec, settings, engine, "w1") as context:
             (context.work_dir / "checkpoint").write_text("step 10")
             if task_id == taken_over:

@@ -86,9 +86,10 @@ def test_killed_worker_task_is_taken_over_then_worker_lost_at_the_limit(
 def test_many_tasks_three_workers_each_task_runs_once(
     client: TestClient, settings: Settings, tmp_path: Path, runs_dir: Path
 ) -> None:
-    batch_id = released_batch(client, sessions=5)
     ids = [
-        create_task(client, batch_id, steps=3, step_s=0.05, runs_dir=str(runs_dir))["id"]
+        create_task(
+            client, released_batch(client, sessions=5), steps=3, step_s=0.05, runs_dir=str(runs_dir)
+        )["id"]
         for _ in range(12)
     ]
     with workers(settings, tmp_path, count=3) as started:
@@ -107,7 +108,7 @@ def test_many_tasks_three_workers_each_task_runs_once(
         messages = [e["message"] for e in task_events(client, task_id)]
         assert messages.count("worker claimed the task") == 1
         assert messages.count("hashing started") == 1
-    assert len(digests) == 1  # same batch, same work, same result
+    assert len(digests) == len(ids)  # each its own batch (one active task per batch), own result
     claimed = [
         entry["task_id"]
         for logs in claimers.values()
@@ -124,7 +125,7 @@ def test_cancel_pending_and_running(
     running = create_task(client, batch_id, steps=200, step_s=0.1, runs_dir=str(runs_dir))["id"]
     with workers(settings, tmp_path) as [worker]:
         wait_for(lambda: _progress_step(client, running) >= 2, what="progress")
-        pending = create_task(client, batch_id, runs_dir=str(runs_dir))["id"]
+        pending = create_task(client, released_batch(client), runs_dir=str(runs_dir))["id"]
         assert client.put(f"/api/v1/fine-tuning/task/{pending}/cancel").status_code == 200
         response = client.put(f"/api/v1/fine-tuning/task/{running}/cancel")
         assert response.status_code == 200 and response.json()["status"] == "canceled"
@@ -146,7 +147,9 @@ def test_cancel_pending_and_running(
         assert run_records(runs_dir, pending) == []
 
         # A method that writes nothing while it works: the heartbeat alone notices the cancel.
-        silent = create_task(client, batch_id, steps=200, step_s=0.1, quiet=True)["id"]
+        silent = create_task(client, released_batch(client), steps=200, step_s=0.1, quiet=True)[
+            "id"
+        ]
         wait_for(lambda: in_status(client, silent, "processing"), what="the silent task to run")
         client.put(f"/api/v1/fine-tuning/task/{silent}/cancel")
         wait_for(
@@ -160,14 +163,18 @@ def test_cancel_pending_and_running(
 def test_restart_after_error_and_after_cancel(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:
-    batch_id = released_batch(client)
     failing = create_task(
-        client, batch_id, steps=2, step_s=0.05, fail="task_failed", fail_until_attempt=1
+        client,
+        released_batch(client),
+        steps=2,
+        step_s=0.05,
+        fail="task_failed",
+        fail_until_attempt=1,
     )["id"]
     crashing = create_task(
-        client, batch_id, steps=2, step_s=0.05, fail="crash", fail_until_attempt=1
+        client, released_batch(client), steps=2, step_s=0.05, fail="crash", fail_until_attempt=1
     )["id"]
-    canceled = create_task(client, batch_id, steps=2, step_s=0.05)["id"]
+    canceled = create_task(client, released_batch(client), steps=2, step_s=0.05)["id"]
     client.put(f"/api/v1/fine-tuning/task/{canceled}/cancel")
     with workers(settings, tmp_path):
         failed = wait_for(lambda: in_status(client, failing, "error"), what="failure")

@@ -137,6 +137,15 @@ tasks = Table(
     Column("n_trials", Integer),
     Column("challenger", Boolean),
     Index("ix_tasks_status_created", "status", "created_at"),
+    # One active (pending or processing) task per method and batch: a second is 409 task_exists.
+    Index(
+        "uq_tasks_one_active_per_batch",
+        "fine_tuning_method",
+        "batch_id",
+        unique=True,
+        sqlite_where=text("status IN ('pending', 'processing')"),
+        postgresql_where=text("status IN ('pending', 'processing')"),
+    ),
 )
 
 task_events = Table(

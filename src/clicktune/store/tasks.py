@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
-from clicktune.status import RESTARTABLE_STATUSES, Promotion, TaskStatus
+from clicktune.status import ACTIVE_STATUSES, RESTARTABLE_STATUSES, Promotion, TaskStatus
 from clicktune.store.clickstream import resolve_task_batch
 from clicktune.store.engine import is_sqlite
 from clicktune.store.judgments import JudgmentSetNotFound, get_judgment_set
@@ -123,6 +123,17 @@ class EventNotFound(LookupError):
         self.event_id = event_id
 
 
+class TaskExists(Exception):
+    """The method already has a pending or processing task on this batch."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(
+            f"Task {task.id!r} of {task.fine_tuning_method!r} is already {task.status.value} on "
+            f"batch {task.batch_id!r}; wait for it, or cancel it first."
+        )
+        self.task = task
+
+
 class TaskHasNoModel(LookupError):
     """The task is not done with a model (yet, or at all)."""
 
@@ -138,8 +149,8 @@ class TaskHasNoModel(LookupError):
 
 @dataclass(frozen=True)
 class NewTask:
-    """A validated create request; `batch_id` None means: release the collecting batch (with the
-    idempotency key as its `release_id`)."""
+    """A validated create request; `batch_id` None means: release the collecting batch (its
+    `release_id` from the idempotency key, `task_release_id`)."""
 
     fine_tuning_method: str
     batch_id: str | None
@@ -217,17 +228,46 @@ def create_task(conn: Connection, new: NewTask) -> CreatedTask:
             return _replay(existing, new)
     if new.validation_set is not None and get_judgment_set(conn, new.validation_set) is None:
         raise JudgmentSetNotFound(new.validation_set)
+    release_id = None if key is None else task_release_id(key)
     try:
         with conn.begin_nested():
-            batch_id = resolve_task_batch(conn, new.batch_id, release_id=key)
+            batch_id = resolve_task_batch(conn, new.batch_id, release_id=release_id)
+            active = _active_task(conn, new.fine_tuning_method, batch_id)
+            if active is not None:
+                raise TaskExists(active)
             task = _insert_task(conn, new, batch_id)
     except IntegrityError:
+        # A concurrent create won: with this key (replay it) or on this batch (task_exists).
         existing = _get_by_key(conn, key) if key is not None else None
-        if existing is None:
-            raise
-        return _replay(existing, new)
+        if existing is not None:
+            return _replay(existing, new)
+        if new.batch_id is not None:
+            active = _active_task(conn, new.fine_tuning_method, new.batch_id)
+            if active is not None:
+                raise TaskExists(active) from None
+        raise
     add_event(conn, task.id, "task created", batch_id=batch_id)
     return CreatedTask(task, replayed=False)
+
+
+def task_release_id(idempotency_key: str) -> str:
+    """The `release_id` of a batch a task create released: its own namespace, apart from the
+    `release_id`s clients choose (a key longer than the column is hashed)."""
+    release_id = f"task:{idempotency_key}"
+    if len(release_id) > 256:
+        release_id = f"task:sha256:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+    return release_id
+
+
+def _active_task(conn: Connection, method: str, batch_id: str) -> Task | None:
+    row = conn.execute(
+        select(tasks).where(
+            tasks.c.fine_tuning_method == method,
+            tasks.c.batch_id == batch_id,
+            tasks.c.status.in_(list(ACTIVE_STATUSES)),
+        )
+    ).first()
+    return Task.from_row(row) if row else None
 
 
 def _insert_task(conn: Connection, new: NewTask, batch_id: str) -> Task:
@@ -307,11 +347,15 @@ def cancel_task(conn: Connection, task_id: str) -> Task:
 
 
 def restart_task(conn: Connection, task_id: str) -> Task:
-    """error or canceled → pending as a new attempt, with a fresh allowance of claims."""
+    """error or canceled → pending as a new attempt, with a fresh allowance of claims; refused
+    (`TaskExists`) while another task of its method is active on its batch."""
     while True:
         task = _required(conn, task_id)
         if task.status not in RESTARTABLE_STATUSES:
             raise TaskStateConflict(task_id, task.status)
+        active = _active_task(conn, task.fine_tuning_method, task.batch_id)
+        if active is not None:
+            raise TaskExists(active)
         values = {
             "status": TaskStatus.PENDING,
             "attempts": tasks.c.attempts + 1,
@@ -324,7 +368,15 @@ def restart_task(conn: Connection, task_id: str) -> Task:
             "finished_at": None,
             "updated_at": current_time(),
         }
-        if _set_status(conn, task_id, task.status, values):
+        try:
+            with conn.begin_nested():
+                restarted = _set_status(conn, task_id, task.status, values)
+        except IntegrityError:  # a concurrent create or restart made another task active
+            active = _active_task(conn, task.fine_tuning_method, task.batch_id)
+            if active is None:
+                raise
+            raise TaskExists(active) from None
+        if restarted:
             add_event(
                 conn,
                 task_id,

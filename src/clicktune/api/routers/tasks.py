@@ -192,6 +192,8 @@ def create_task(
         raise store_error(exc, _BATCH_STATUS[type(exc)]) from exc
     except JudgmentSetNotFound as exc:
         raise ApiError(404, exc.code, exc.message, "validation_set") from exc
+    except task_store.TaskExists as exc:
+        raise _task_exists(exc) from exc
     task = created.task
     if created.replayed:
         response.status_code = 200
@@ -242,6 +244,10 @@ def get_task(task_id: TaskId, engine: EngineDep, settings: SettingsDep) -> dict[
     return task_out(task, settings)
 
 
+def _task_exists(exc: task_store.TaskExists) -> ApiError:
+    return ApiError(409, "task_exists", str(exc), "batch_id")
+
+
 def _change_status(
     engine: Engine,
     task_id: str,
@@ -256,6 +262,8 @@ def _change_status(
         raise _not_found(task_id) from exc
     except task_store.TaskStateConflict as exc:
         raise conflict(exc.status) from exc
+    except task_store.TaskExists as exc:
+        raise _task_exists(exc) from exc
 
 
 @router.put("/fine-tuning/task/{task_id}/cancel", response_model=TaskOut)
