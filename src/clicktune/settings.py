@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     embeddings_cached_models: int = Field(
         4, description="Models /embeddings keeps loaded (least recently used ones go first)."
     )
+    model_cache_bytes: int = Field(
+        10 * 1024**3,
+        ge=0,
+        description="Largest size of downloaded models kept; least recently used go first.",
+    )
     challenger_share: float = Field(
         0.5, ge=0.0, le=1.0, description="Share of users `<method>@ab` sends to the challenger."
     )

@@ -10,6 +10,8 @@ few at a time; where a method's aliases point is re-checked in the registry at m
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -56,11 +58,13 @@ class ModelStore:
         """A zip of the task's best model folder, its files at the top level."""
         archive = self.cache_dir / f"task-{task_id}.zip"
         if archive.exists():
+            _touch(archive)
             return archive
         folder = self.task_model_dir(task_id, best_model_uri)
         with tempfile.TemporaryDirectory(dir=self.cache_dir) as staging:
             built = shutil.make_archive(str(Path(staging) / "model"), "zip", root_dir=folder)
             Path(built).replace(archive)
+        self._prune(keep={archive, folder})
         return archive
 
     def alias(self, registered_model_name: str, alias: Alias) -> ModelVersion | None:
@@ -76,6 +80,7 @@ class ModelStore:
 
         target = self.cache_dir / name
         if target.is_dir():
+            _touch(target)
             return target
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with _lock, tempfile.TemporaryDirectory(dir=self.cache_dir) as staging:
@@ -91,7 +96,44 @@ class ModelStore:
             except OSError:
                 if not target.is_dir():
                     raise
+        self._prune(keep={target})
         return target
+
+    def _prune(self, keep: set[Path]) -> None:
+        """Remove the least recently used models and zips until the cache fits
+        `model_cache_bytes` (each use touches its entry); `keep` and downloads in progress
+        stay. A loaded model does not need its folder any more."""
+        entries = [p for p in self.cache_dir.iterdir() if not p.name.startswith("tmp")]
+        sizes = {entry: _size(entry) for entry in entries}
+        total = sum(sizes.values())
+        for entry in sorted(entries, key=_last_used):
+            if total <= self.settings.model_cache_bytes:
+                return
+            if entry in keep or any(entry in k.parents for k in keep):
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            total -= sizes[entry]
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _last_used(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 @dataclass(frozen=True)
