@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from clicktune import TaskSpec
 from clicktune.ids import new_id
@@ -28,6 +28,7 @@ from clicktune.store import clickstream, items
 from clicktune.store import tasks as task_store
 from clicktune.store.engine import write_transaction
 from clicktune.store.judgments import Judgment, replace_judgment_set
+from clicktune.store.tables import tasks
 from clicktune.worker.context import WorkerTaskContext
 
 PLUGINS_DIR = Path(__file__).parent / "pipeline_plugins"
@@ -273,6 +274,12 @@ def pipeline_settings(settings: Settings) -> Settings:
     return with_mlflow_store(settings.model_copy(update={"plugins_path": PLUGINS_DIR}))
 
 
+HARNESS_LEASE_S = 3600.0
+"""No heartbeat renews a `claimed_context`'s lease, so it outlasts the test. A task the test left
+processing (the worker would have completed it) stops counting as completing on the way out, so
+the method's next task does not wait for it."""
+
+
 @contextmanager
 def claimed_context(
     engine: Engine,
@@ -300,9 +307,7 @@ def claimed_context(
             task_id = task_store.create_task(conn, new).task.id
     worker_id = f"test-worker-{new_id()}"
     with write_transaction(engine) as conn:
-        claimed = task_store.claim_task(
-            conn, worker_id, lease_s=settings.worker_lease_s, max_attempts=10
-        )
+        claimed = task_store.claim_task(conn, worker_id, lease_s=HARNESS_LEASE_S, max_attempts=10)
     assert claimed is not None and claimed.id == task_id
     spec = TaskSpec(
         task_id=task_id,
@@ -316,3 +321,9 @@ def claimed_context(
     )
     with WorkerTaskContext(spec, settings, engine, worker_id) as context:
         yield context
+    with write_transaction(engine) as conn:  # see HARNESS_LEASE_S
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.lease_owner == worker_id)
+            .values(completing_at=None)
+        )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from clicktune.logs import configure_logging
-from clicktune.settings import Settings, get_settings
+from clicktune.settings import Settings, get_settings, is_loopback, redact_url
 
 if TYPE_CHECKING:
     from clicktune.api.imports import ClickstreamImport, ItemsImport
@@ -24,8 +24,28 @@ app = typer.Typer(
 
 def _setup() -> Settings:
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.secrets)
     return settings
+
+
+def _refuse_anonymous_exposure(settings: Settings, *, mlflow_ui: bool) -> None:
+    """An open API (no keys) or the MLflow UI (no keys of its own) only on loopback, unless
+    CLICKTUNE_ALLOW_ANONYMOUS=1 says that is meant."""
+    if settings.allow_anonymous:
+        return
+    exposed = []
+    if not settings.api_key_roles and not is_loopback(settings.host):
+        exposed.append(f"the API on {settings.host} without CLICKTUNE_API_KEYS")
+    if mlflow_ui and not is_loopback(settings.mlflow_host):
+        exposed.append(f"the MLflow UI (no keys) on {settings.mlflow_host}")
+    if exposed:
+        typer.echo(
+            f"Refusing to serve {' and '.join(exposed)}: anyone who reaches it could use it. "
+            "Set CLICKTUNE_API_KEYS (and a loopback CLICKTUNE_MLFLOW_HOST), or "
+            "CLICKTUNE_ALLOW_ANONYMOUS=1 if that is what you want.",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -36,6 +56,7 @@ def api() -> None:
     from clicktune.api.app import create_app
 
     settings = _setup()
+    _refuse_anonymous_exposure(settings, mlflow_ui=False)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -54,8 +75,10 @@ def up() -> None:
     from clicktune.worker.supervisor import supervise, up_children
 
     settings = _setup()
+    children = up_children(settings)
+    _refuse_anonymous_exposure(settings, mlflow_ui=any(c.name == "mlflow" for c in children))
     ensure_tracking_store(settings)  # before the children that open it
-    raise typer.Exit(supervise(up_children(settings)))
+    raise typer.Exit(supervise(children))
 
 
 @app.command("import-clickstream")
@@ -232,6 +255,7 @@ def simulate(
     options = SimulateOptions(
         collection_dir=collection or bundled_collection_path(),
         url=url or settings.effective_public_url,
+        api_key=settings.client_api_key,
         cache_dir=settings.data_dir / "simulate",
         model_dir=model,
         task_id=task,
@@ -283,7 +307,12 @@ def demo(
 
     settings = _setup()
     options = DemoOptions(
-        url=url or settings.effective_public_url, start=start, quick=quick, seed=seed, stay=stay
+        url=url or settings.effective_public_url,
+        api_key=settings.client_api_key,
+        start=start,
+        quick=quick,
+        seed=seed,
+        stay=stay,
     )
     console = Console()
     try:
@@ -295,10 +324,10 @@ def demo(
 
 @app.command()
 def config() -> None:
-    """Print the effective settings (environment variables applied) as JSON."""
+    """Print the effective settings (environment variables applied) as JSON, secrets hidden."""
     settings = get_settings()
     values = {name: getattr(settings, name) for name in type(settings).model_fields}
-    values["database_url"] = settings.effective_database_url
-    values["mlflow_tracking_uri"] = settings.effective_mlflow_tracking_uri
+    values["database_url"] = redact_url(settings.effective_database_url)
+    values["mlflow_tracking_uri"] = redact_url(settings.effective_mlflow_tracking_uri)
     values["public_url"] = settings.effective_public_url
     typer.echo(json.dumps(values, indent=2, default=str))

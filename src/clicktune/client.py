@@ -63,12 +63,14 @@ class ClicktuneError(Exception):
 
 
 class ClicktuneClient:
-    """Synchronous client; `http` reuses any `httpx.Client` (e.g. FastAPI's TestClient)."""
+    """Synchronous client; `api_key` is sent as `Authorization: Bearer` (API.md); `http` reuses
+    any `httpx.Client` (e.g. FastAPI's TestClient)."""
 
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:5000",
         *,
+        api_key: str | None = None,
         timeout: float = 60.0,
         http: httpx.Client | None = None,
     ) -> None:
@@ -78,6 +80,8 @@ class ClicktuneClient:
             timeout=timeout,
             transport=httpx.HTTPTransport(retries=3),
         )
+        if api_key is not None:
+            self._http.headers["Authorization"] = f"Bearer {api_key}"
 
     def close(self) -> None:
         if self._owns_http:
@@ -123,14 +127,17 @@ class ClicktuneClient:
         user_id: str | None = None,
         created_at: float | None = None,
         served_by: str | None = None,
+        events: Sequence[JSON] | None = None,
     ) -> JSON:
-        """Register a session; sending the same session again is a safe retry. `served_by`: the
-        model version that produced the results (from `embed`), for an A/B test."""
+        """Register a session, with the `events` known already (one request per search);
+        sending the same session again is a safe retry. `served_by`: the model version that
+        produced the results (from `embed`), for an A/B test."""
         optional = {
             "search_meta": search_meta,
             "user_id": user_id,
             "created_at": created_at,
             "served_by": served_by,
+            "events": None if events is None else list(events),
         }
         body: JSON = {
             "session_id": session_id,

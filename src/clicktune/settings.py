@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, get_args
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ApiRole = Literal["admin", "ingest"]
+"""`admin` may call every route; `ingest` the clickstream writes and POST /embeddings."""
 
 
 class Settings(BaseSettings):
@@ -22,9 +28,25 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Where the API listens.")
     port: int = Field(5000, description="API port.")
+    api_keys: SecretStr | None = Field(
+        None,
+        description="`role:key` pairs, comma-separated (roles `admin`, `ingest`); unset: the API "
+        "is open.",
+    )
+    allow_anonymous: bool = Field(
+        False, description="Let `up` and `api` listen on a non-loopback address without keys."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="The key `simulate` and `demo` send; default the first `admin` key of "
+        "CLICKTUNE_API_KEYS.",
+    )
     public_url: str | None = Field(None, description="Base of absolute URLs the API hands out.")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow store or server; default SQLite in the data dir."
+    )
+    mlflow_host: str = Field(
+        "127.0.0.1", description="Where `clicktune up` serves the (read-only) MLflow UI."
     )
     mlflow_port: int = Field(5001, description="Where `clicktune up` serves the MLflow UI.")
     plugins_path: Path | None = Field(
@@ -89,6 +111,40 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of every process.")
     log_json: bool = Field(False, description="Logs as JSON lines instead of key=value text.")
 
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @property
+    def api_key_roles(self) -> dict[str, ApiRole]:
+        """Each key and its role; empty when no keys are set (the API is open)."""
+        if self.api_keys is None:
+            return {}
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def client_api_key(self) -> str | None:
+        """The key this installation's own clients (simulate, demo) send."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        admin = [key for key, role in self.api_key_roles.items() if role == "admin"]
+        return admin[0] if admin else None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value this configuration holds, for redaction."""
+        values = list(self.api_key_roles)
+        if self.api_key is not None:
+            values.append(self.api_key.get_secret_value())
+        for url in (self.database_url, self.mlflow_tracking_uri):
+            password = urlsplit(url or "").password
+            if password:
+                values.extend({password, unquote(password)})
+        return [v for v in values if v]
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -118,6 +174,47 @@ class Settings(BaseSettings):
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def parse_api_keys(value: str) -> dict[str, ApiRole]:
+    """`admin:k1,ingest:k2` as `{k1: admin, k2: ingest}`. Errors name the entry by position,
+    never its text (it holds a key)."""
+    roles: dict[str, ApiRole] = {}
+    for position, entry in enumerate(value.split(","), start=1):
+        role, _, key = entry.strip().partition(":")
+        if role not in get_args(ApiRole) or not key.strip():
+            raise ValueError(
+                f"CLICKTUNE_API_KEYS entry {position} is not `role:key` with role admin or ingest"
+            )
+        roles[key.strip()] = role  # type: ignore[assignment]
+    return roles
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret value replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

@@ -68,6 +68,26 @@ def test_register_session_then_retry_and_conflict(client: TestClient) -> None:
     assert client.get(f"{API}/session", params={"session_id": "s-1"}).json() == session
 
 
+def test_a_session_with_its_events_in_one_request(client: TestClient) -> None:
+    events = [
+        {"event_id": "e-1", "object_id": "o-1"},
+        {"event_id": "e-2", "object_id": "o-2", "event_type": "purchase", "meta": {"qty": 2}},
+    ]
+    created = client.post(f"{API}/session", json=session_body(events=events))
+    assert created.status_code == 201, created.text
+    stored = created.json()["events"]
+    assert [(e["event_id"], e["event_type"]) for e in stored] == [
+        ("e-1", "click"),
+        ("e-2", "purchase"),
+    ]
+    retry = client.post(f"{API}/session", json=session_body(events=events))
+    assert retry.status_code == 200 and retry.json() == created.json()  # stored once
+    later = [*events, {"event_id": "e-3", "object_id": "o-0"}]
+    assert len(client.post(f"{API}/session", json=session_body(events=later)).json()["events"]) == 3
+    batch = client.get(f"{API}/batches").json()["data"][0]
+    assert (batch["sessions"], batch["events"]) == (1, 3)
+
+
 def test_created_at_defaults_to_server_time(client: TestClient) -> None:
     before = time.time()
     session = client.post(f"{API}/session", json=session_body()).json()
@@ -129,6 +149,27 @@ def test_invalid_sessions_are_rejected_and_store_nothing(client: TestClient) -> 
         (session_body(search_query="nul\x00byte"), 422, "invalid_request", "search_query"),
         (session_body(search_meta={"deep": _nested(40)}), 422, "invalid_request", "search_meta"),
         (session_body(search_meta=[1, 2]), 422, "invalid_request", "search_meta"),
+        (session_body(clicks=["o-1"]), 422, "invalid_request", "clicks"),
+        (
+            session_body(search_results=[{"object_id": "a", "title": "Red shoe"}]),
+            422,
+            "invalid_request",
+            "search_results.0.title",
+        ),
+        (
+            session_body(events=[{"event_id": "e-1", "object_id": "elsewhere"}]),
+            422,
+            "unknown_object",
+            "events.0.object_id",
+        ),
+        (
+            session_body(
+                events=[{"event_id": "e-1", "object_id": "o-1", "created_at": now + 3600}]
+            ),
+            422,
+            "invalid_timestamp",
+            "events.0.created_at",
+        ),
     ]
     for body, status, code, param in cases:
         assert_error(client.post(f"{API}/session", json=body), status, code, param)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,17 @@ def test_the_api_starts_without_torch(psettings: Settings) -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def test_concurrent_requests_on_one_model_all_succeed(api: TestClient) -> None:
+    """A loaded model's fast tokenizer is shared state: texts of different lengths at once."""
+    words = ["crimson", "sneaker", "hat", "in", "blue", "by", "zenith", "navy", "tee"]
+
+    def call(n: int) -> int:
+        texts = [" ".join(words[: 1 + (n + i) % len(words)]) for i in range(1 + n % 4)]
+        body = {"input": texts, "model": TINY_METHOD}
+        return api.post("/api/v1/embeddings", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(call, range(400)))
+    assert set(codes) == {200}

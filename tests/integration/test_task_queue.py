@@ -274,3 +274,60 @@ def test_a_worker_that_lost_its_task_keeps_the_folder_only_for_a_takeover(
             context.mark_not_ours()
         # w2 may resume from the checkpoints; a canceled task's folder is gone.
         assert context.work_dir.exists() == (task_id == taken_over)
+
+
+def _completing(engine: Engine, task_id: str, worker: str, at: float) -> str:
+    return write(engine, task_store.begin_completing, task_id, worker, lease_s=LEASE_S, now=at)
+
+
+def test_a_cancel_before_the_completing_step_wins_and_none_after_it(engine: Engine) -> None:
+    canceled = _create(engine, _released_batch(engine)).task.id
+    at = now()
+    assert _claim(engine, "w1", at) is not None
+    write(engine, task_store.cancel_task, canceled)
+    assert _completing(engine, canceled, "w1", at + 1) == "lost"  # nothing may be applied
+
+    completing = _create(engine, _released_batch(engine)).task.id
+    assert _claim(engine, "w2", at) is not None
+    assert _completing(engine, completing, "w2", at + 1) == "ours"
+    with pytest.raises(task_store.TaskCompleting):
+        write(engine, task_store.cancel_task, completing)
+    assert write(engine, task_store.complete_task, completing, "w2", **outcome(promoted=True))
+    assert _task(engine, completing).status == "done"
+
+
+def test_a_lost_lease_cannot_enter_the_completing_step(engine: Engine) -> None:
+    task_id = _create(engine, _released_batch(engine)).task.id
+    at = now()
+    assert _claim(engine, "w1", at) is not None
+    assert _completing(engine, task_id, "w1", at + LEASE_S + 1) == "lost"  # expired
+    assert _claim(engine, "w2", at + LEASE_S + 1) is not None
+    assert _completing(engine, task_id, "w1", at + LEASE_S + 2) == "lost"  # taken over
+    assert _completing(engine, task_id, "w2", at + LEASE_S + 2) == "ours"
+
+
+def test_tasks_of_one_method_complete_one_at_a_time(engine: Engine) -> None:
+    first = _create(engine, _released_batch(engine)).task.id
+    second = _create(engine, _released_batch(engine)).task.id
+    at = now()
+    assert _claim(engine, "w1", at) is not None and _claim(engine, "w2", at) is not None
+    assert _completing(engine, first, "w1", at + 1) == "ours"
+    assert _completing(engine, second, "w2", at + 1) == "busy"
+    assert write(engine, task_store.complete_task, first, "w1", **outcome(promoted=True))
+    assert _completing(engine, second, "w2", at + 2) == "ours"
+
+
+def test_a_dead_worker_in_the_completing_step_does_not_block_the_method(engine: Engine) -> None:
+    stuck = _create(engine, _released_batch(engine)).task.id
+    other = _create(engine, _released_batch(engine)).task.id
+    at = now()
+    assert _claim(engine, "w1", at) is not None and _claim(engine, "w2", at) is not None
+    assert _completing(engine, stuck, "w1", at) == "ours"
+    assert _completing(engine, other, "w2", at + 1) == "busy"
+    write(engine, task_store.heartbeat, other, "w2", lease_s=LEASE_S, now=at + LEASE_S)
+    assert _completing(engine, other, "w2", at + LEASE_S + 1) == "ours"  # w1's lease expired
+    # The stuck task is still completing: a takeover finishes it, a cancel is refused.
+    with pytest.raises(task_store.TaskCompleting):
+        write(engine, task_store.cancel_task, stuck)
+    taken = _claim(engine, "w3", at + LEASE_S + 1)
+    assert taken is not None and taken.id == stuck and taken.completing_at == pytest.approx(at)

@@ -4,6 +4,7 @@ sentence_transformers flavour), the registry's champion and challenger."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mlflow.entities import ViewType
 from sentence_transformers import SentenceTransformer
 
 from clicktune.settings import Settings
+from clicktune.simulate.service import free_port
 from clicktune.tracking.iterations import (
     INITIAL_EXPERIMENT,
     KIND_TRIAL,
@@ -23,7 +25,7 @@ from clicktune.tracking.iterations import (
     iteration_name,
 )
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, AliasMove
-from clicktune.tracking.server import MLFLOW_UI_ENV, mlflow_ui_command
+from clicktune.tracking.server import mlflow_ui_command
 from clicktune.tracking.serving import ModelStore
 from tests.pipeline_support import tiny_model_path, with_mlflow_store
 from tests.task_support import wait_for
@@ -125,7 +127,7 @@ def test_one_model_per_iteration_promotion_and_retiring(
     first.complete(run_b, {"clicktune.decision": "promoted"}, promoted=True, challenger=False)
     assert tracking.previous_iteration().experiment_id == first.experiment_id
 
-    second = tracking.open_iteration("task-2", "batch-2", tracking.starting_run(lambda: model_dir))
+    second = tracking.open_iteration("task-2", "batch-2", tracking.champion().run_id)
     assert second.starting_run_id == run_b
     second.complete(run_b, {}, promoted=False, challenger=False)
     assert tracking.retire_previous_iterations(second.experiment_id) == [first.name]
@@ -195,30 +197,49 @@ def test_challenger_moves_and_the_history_says_why(settings: Settings, model_dir
     assert aliases["champion"]["decided_by"] == "task-4"
 
 
-def test_mlflow_ui_command_serves_the_store(settings: Settings, model_dir: Path) -> None:
+def test_the_mlflow_ui_shows_the_store_and_refuses_every_write(
+    settings: Settings, model_dir: Path
+) -> None:
     MethodTracking(settings, METHOD, METHOD).initial_run(lambda: model_dir)
-    settings = settings.model_copy(update={"mlflow_port": 5791})
+    port = free_port()
+    command, env = mlflow_ui_command(settings.model_copy(update={"mlflow_port": port}))
+    assert settings.effective_mlflow_tracking_uri not in " ".join(command)
     process = subprocess.Popen(
-        mlflow_ui_command(settings),
-        env={**os.environ, **MLFLOW_UI_ENV},
+        command,
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    ui = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
 
         def experiments() -> list[str] | None:
             try:
-                response = httpx.get(
-                    "http://127.0.0.1:5791/api/2.0/mlflow/experiments/search",
-                    params={"max_results": 10},
+                response = ui.post(
+                    "/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 10}
                 )
             except httpx.TransportError:
                 return None
             return [e["name"] for e in response.json()["experiments"]]
 
         assert INITIAL_EXPERIMENT in wait_for(experiments, 60, "the MLflow UI")
+        writes = [
+            ui.post("/api/2.0/mlflow/experiments/create", json={"name": "intruder"}),
+            ui.post("/ajax-api/2.0/mlflow/runs/set-tag", json={"key": "k", "value": "v"}),
+            ui.post(
+                "/api/2.0/mlflow/registered-models/alias",
+                json={"name": METHOD, "alias": "champion", "version": "1"},
+            ),
+            ui.put("/api/2.0/mlflow-artifacts/artifacts/0/model/weights.bin", content=b"evil"),
+            ui.get("/ajax-api/2.0/mlflow/gateway-proxy"),
+        ]
+        assert [w.status_code for w in writes] == [403] * len(writes)
+        assert writes[0].json()["error_code"] == "PERMISSION_DENIED"
+        assert "intruder" not in (experiments() or [])
     finally:
-        process.terminate()
+        ui.close()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
     with pytest.raises(ValueError):
         mlflow_ui_command(settings.model_copy(update={"mlflow_tracking_uri": "http://mlflow:5000"}))

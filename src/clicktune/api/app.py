@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 
 from clicktune import __version__
+from clicktune.api.auth import ApiKeyAuth, bearer
 from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
 from clicktune.api.routers import (
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Security(bearer)],
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         streamed_paths=frozenset({"/api/v1/clickstream/import"}),
     )
+    app.add_middleware(ApiKeyAuth, keys=settings.api_key_roles)  # outermost: runs first
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
     return app

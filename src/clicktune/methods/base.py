@@ -75,6 +75,14 @@ class TaskContext(abc.ABC):
             raise TaskCanceled(self.task.task_id)
 
     @abc.abstractmethod
+    def begin_completing(self) -> None:
+        """Enter the completing step; call it before any side effect of the task's decision
+        (promotion, alias moves, removing the previous iteration). From here a cancel is refused
+        and a shutdown waits for the task to finish; no other task of the method completes at
+        the same time (it waits here). Raises `TaskCanceled` when the task was canceled or is no
+        longer this worker's: then apply nothing."""
+
+    @abc.abstractmethod
     def report_progress(self, **progress: Any) -> None:
         """Replace the task's `progress` (stage, runs_total, runs_done, current_run, percent)."""
 

@@ -25,7 +25,8 @@ from clicktune.logs import get_logger
 from clicktune.methods.base import TaskContext, TaskResult
 from clicktune.methods.decision import Decision, alias_evidence, decide, decision_tags
 from clicktune.methods.judged import JudgedSet, load_judged_set
-from clicktune.methods.online import decide_online
+from clicktune.methods.online import OnlineDecision, apply_online, decide_online
+from clicktune.status import Promotion
 from clicktune.tracking.iterations import (
     BASELINE_RUN,
     KIND_BASELINE,
@@ -40,7 +41,7 @@ from clicktune.tracking.iterations import (
     trial_run_name,
 )
 from clicktune.tracking.models import model_uri
-from clicktune.tracking.registry import AliasMove
+from clicktune.tracking.registry import CHAMPION, AliasMove
 from clicktune.training.examples import PreparedData
 from clicktune.training.search_space import Value, parse_params
 
@@ -110,8 +111,11 @@ class IterationPipeline:
         self.log = log.bind(task_id=self.task.task_id, method=method.meta.name)
         self.runs_total = 1
         self.runs_done = 0
-        self.online: dict[str, Any] | None = None
+        self.online: OnlineDecision | None = None
         """What the batch's live traffic decided about the challenger before training."""
+        self.expected_champion: str | None = None
+        """The champion version this iteration's evidence is relative to (None: the initial
+        model); a promotion needs it to still be the champion."""
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class IterationPipeline:
         )
         self.online = self._online(tracking)
         self.stage("initial_model", "Resolving the starting model", percent=1.0)
-        candidate = tracking.starting_run(self.method.initial_model_path)
+        candidate = self._starting_run(tracking)
         iteration = tracking.open_iteration(self.task.task_id, self.task.batch_id, candidate)
         iteration.set_tag(TAG_SELECTION, self.selection)
         start_dir = tracking.download_model(iteration.starting_run_id, self.root / "start")
@@ -210,13 +214,14 @@ class IterationPipeline:
                 examples=data.missing_examples,
             )
 
-    def _online(self, tracking: MethodTracking) -> dict[str, Any] | None:
+    def _online(self, tracking: MethodTracking) -> OnlineDecision | None:
         """Decide on the challenger from the batch's live traffic, before training from the
-        (possibly new) champion."""
+        champion it leaves (the decision moves aliases only when the task completes)."""
         self.stage("online", "Comparing the champion and the challenger on live traffic", 0.8)
-        online = decide_online(self.method, self.context, tracking)
-        if online is None:
+        decided = decide_online(self.method, self.context, tracking)
+        if decided is None:
             return None
+        online = decided.report
         self.context.add_event(
             online["reason"],
             level="info",
@@ -227,7 +232,19 @@ class IterationPipeline:
             challenger=online["challenger"],
         )
         self.log.info("online_decision", decision=online["decision"], verdict=online["verdict"])
-        return online
+        return decided
+
+    def _starting_run(self, tracking: MethodTracking) -> str:
+        """The champion's run (the challenger's, when live traffic promotes it), else the
+        initial model's; remembers which champion the evidence will be relative to."""
+        if self.online is not None and self.online.promotes:
+            self.expected_champion = self.online.challenger
+            return self.online.challenger_run_id
+        champion = tracking.champion()
+        if champion is not None and champion.run_id:
+            self.expected_champion = str(champion.version)
+            return str(champion.run_id)
+        return tracking.initial_run(self.method.initial_model_path)
 
     def _judged_set(self) -> JudgedSet | None:
         """The task's judged set, ready to rank (None without one: no judged evidence)."""
@@ -511,8 +528,15 @@ class IterationPipeline:
             run=trial_run_name(best.number),
             judged_set=self.task.validation_set,
         )
-        metrics = self._metrics(opened, baseline, best, comparison, decision)
+        # Every side effect from here on happens only once the completing step is won.
+        self.context.begin_completing()
+        online = None
+        if self.online is not None:
+            online = apply_online(self.online, tracking.registry, self.task.task_id)
+        decision = self._still_valid(decision, tracking, trial_run_name(best.number))
+        metrics = self._metrics(opened, baseline, best, comparison, decision, online)
         move = AliasMove(self.task.task_id, decision.reason, alias_evidence(metrics))
+        self.context.raise_if_canceled()  # the heartbeat found the lease lost: apply no more
         version = None
         if decision.promoted:
             version = tracking.registry.promote(best.run_id, move)
@@ -540,6 +564,7 @@ class IterationPipeline:
             best_run_id=best.run_id,
             **({"comparison": comparison.as_dict()} if comparison is not None else {}),
         )
+        self.context.raise_if_canceled()
         retired = tracking.retire_previous_iterations(iteration.experiment_id)
         if retired:
             self.context.add_event(
@@ -566,6 +591,31 @@ class IterationPipeline:
             mlflow_experiment=iteration.name,
         )
 
+    def _still_valid(self, decision: Decision, tracking: MethodTracking, run: str) -> Decision:
+        """An evidence-based promotion compares with the champion this iteration started from;
+        when another task changed the champion meanwhile, the model becomes the challenger
+        instead (live traffic decides between the two), so the champion never goes back to an
+        older line of models."""
+        if not decision.promoted or self.task.promotion is not Promotion.AUTO:
+            return decision
+        champion = tracking.registry.version(CHAMPION)
+        now = None if champion is None else str(champion.version)
+        if now == self.expected_champion:
+            return decision
+        started = (
+            "the initial model"
+            if self.expected_champion is None
+            else f"version {self.expected_champion}"
+        )
+        return Decision(
+            decision.evidence,
+            promoted=False,
+            challenger=True,
+            reason=f"{decision.reason} Not promoted after all: the champion changed from "
+            f"{started} to version {now} while this task ran, so {run} became the challenger "
+            "for live traffic to compare with the new champion.",
+        )
+
     def _metrics(
         self,
         opened: _Opened,
@@ -573,6 +623,7 @@ class IterationPipeline:
         best: _Scored,
         comparison: Comparison | None,
         decision: Decision,
+        online: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """The task's `metrics`: what was decided, on which evidence, with the click figures
         beside it as diagnostics."""
@@ -584,8 +635,8 @@ class IterationPipeline:
             "clicks_baseline": baseline.metrics.get(clicks),
             "clicks_best": best.metrics.get(clicks),
         }
-        if self.online is not None:
-            metrics["online"] = self.online
+        if online is not None:
+            metrics["online"] = online
         if comparison is not None and opened.judged is not None:
             metrics |= {
                 "baseline": baseline.value,

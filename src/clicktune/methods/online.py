@@ -4,14 +4,25 @@ method's challenger (EVALUATION.md, online decisions).
 Better (the interval above the minimum gain; for interleaving, the challenger's share above one
 half) → it becomes champion and this task trains from it; worse → it is retired; otherwise it
 stays challenger. A batch without traffic from both arms decides nothing.
+
+The decision is made before training and applied in the completing step (`apply_online`), so a
+canceled task moves nothing; it is applied only if the champion and challenger are still those
+it was made about.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clicktune.evaluation.online import OnlineEvidence
-from clicktune.tracking.registry import CHALLENGER, CHAMPION, AliasMove, served_version
+from clicktune.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    AliasMove,
+    ModelRegistry,
+    served_version,
+)
 
 if TYPE_CHECKING:
     from clicktune.methods.base import TaskContext
@@ -19,17 +30,33 @@ if TYPE_CHECKING:
     from clicktune.tracking.iterations import MethodTracking
 
 
+@dataclass(frozen=True)
+class OnlineDecision:
+    """The batch's online comparison (`report`, with `decision`: promoted, retired or kept) and
+    the versions it was made about."""
+
+    report: dict[str, Any]
+    champion: str | None
+    challenger: str
+    challenger_run_id: str
+
+    @property
+    def promotes(self) -> bool:
+        return self.report["decision"] == "promoted"
+
+
 def decide_online(
     method: EmbeddingFineTuningMethod, context: TaskContext, tracking: MethodTracking
-) -> dict[str, Any] | None:
-    """The online comparison of the batch and what it changed (`decision`: promoted, retired
-    or kept); None when the method has no challenger."""
+) -> OnlineDecision | None:
+    """What the batch's live traffic decides about the challenger (nothing is moved yet); None
+    when the method has no challenger."""
     registry = tracking.registry
     challenger = registry.version(CHALLENGER)
     if challenger is None:
         return None
+    champion = registry.version(CHAMPION)
     name = registry.name
-    champion_version = served_version(name, registry.version(CHAMPION))
+    champion_version = served_version(name, champion)
     challenger_version = served_version(name, challenger)
     config = method.config
     evidence = OnlineEvidence(
@@ -57,16 +84,41 @@ def decide_online(
             f"Online traffic does not decide yet ({_figures(kind, part)}): challenger "
             f"{challenger_version} stays."
         )
-    context.raise_if_canceled()  # a canceled task moves no alias
-    move = AliasMove(context.task.task_id, reason, {"evidence": "online", "verdict": verdict})
-    decision = "kept"
-    if verdict == "better":
-        registry.promote(str(challenger.run_id), move)
-        decision = "promoted"
-    elif verdict == "worse":
+    decision = {"better": "promoted", "worse": "retired"}.get(verdict, "kept")
+    return OnlineDecision(
+        {**report, "decision": decision, "reason": reason, "decided_by": kind},
+        champion=None if champion is None else str(champion.version),
+        challenger=str(challenger.version),
+        challenger_run_id=str(challenger.run_id),
+    )
+
+
+def apply_online(decided: OnlineDecision, registry: ModelRegistry, task_id: str) -> dict[str, Any]:
+    """Move the aliases as decided, in the completing step; the report as applied. When the
+    champion or challenger changed since the decision (another task moved them), nothing
+    moves and the report says so."""
+    report = decided.report
+    if report["decision"] == "kept":
+        return report
+    champion, challenger = registry.version(CHAMPION), registry.version(CHALLENGER)
+    now = (
+        None if champion is None else str(champion.version),
+        None if challenger is None else str(challenger.version),
+    )
+    if now != (decided.champion, decided.challenger):
+        return {
+            **report,
+            "decision": "kept",
+            "reason": f"{report['reason']} Not applied: the champion or challenger changed "
+            "while this task ran.",
+        }
+    evidence = {"evidence": "online", "verdict": report["verdict"]}
+    move = AliasMove(task_id, report["reason"], evidence)
+    if decided.promotes:
+        registry.promote(decided.challenger_run_id, move)
+    else:
         registry.retire_challenger(move)
-        decision = "retired"
-    return {**report, "decision": decision, "reason": reason, "decided_by": kind}
+    return report
 
 
 def _figures(kind: str, part: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -69,6 +69,7 @@ class DemoOptions:
     max_seq_length: int | None = DefaultFineTuningMethod.config.max_seq_length
     """Token limit of both models in the before/after table: the default method's own."""
     bf16: bool | None = None
+    api_key: str | None = field(default=None, repr=False)
 
 
 @contextmanager
@@ -156,7 +157,10 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
         f"catalog: {len(collection.documents)} products (Amazon ESCI, Apache-2.0); "
         f"{len(train)} shopper queries to learn from, {len(test)} held out"
     )
-    with service(options, settings, console), ClicktuneClient(options.url) as client:
+    with (
+        service(options, settings, console),
+        ClicktuneClient(options.url, api_key=options.api_key) as client,
+    ):
         client.ping()
         with progress_bar(console) as progress:
             bar = progress.add_task("loading the catalog", total=len(collection.documents))

@@ -54,6 +54,7 @@ def load_items(
 
 def send_session(client: ClicktuneClient, session: SimulatedSession) -> SendStats:
     body = session.session_body()
+    events = session.events_body()
     client.create_session(
         body["session_id"],
         body["search_query"],
@@ -61,10 +62,8 @@ def send_session(client: ClicktuneClient, session: SimulatedSession) -> SendStat
         search_meta=body["search_meta"],
         user_id=body.get("user_id"),
         served_by=body.get("served_by"),
+        events=None if events is None else events["events"],
     )
-    events = session.events_body()
-    if events is not None:
-        client.add_events(session.session_id, events["events"])
     if session.outcome.irrelevant:
         client.mark_irrelevant(session.session_id)
     return SendStats(

@@ -58,6 +58,7 @@ class SimulateOptions:
     service's CLICKTUNE_CHALLENGER_SHARE splits; this is the share expected, checked)."""
     interleave: bool = False
     """Interleaved traffic: both models rank, the service merges each page."""
+    api_key: str | None = field(default=None, repr=False)
 
 
 def select_queries(
@@ -103,7 +104,7 @@ def simulate_command(options: SimulateOptions, console: Console) -> None:
 def _simulate(options: SimulateOptions, console: Console) -> None:
     collection = load_collection(options.collection_dir)
     query_ids = select_queries(collection, options.queries, options.seed, options.limit_queries)
-    with ClicktuneClient(options.url) as client:
+    with ClicktuneClient(options.url, api_key=options.api_key) as client:
         model_dir = serving_model_dir(client, options)
         console.print(
             f"{collection.name}: {len(collection.documents)} documents, {len(query_ids)} "

@@ -136,6 +136,9 @@ tasks = Table(
     Column("promotion", String(16), nullable=False, server_default="auto"),
     Column("n_trials", Integer),
     Column("challenger", Boolean),
+    # When the worker won the completing step (its decision's side effects run from here; a
+    # cancel is refused). Kept on a takeover: the new owner completes what was begun.
+    Column("completing_at", Double),
     Index("ix_tasks_status_created", "status", "created_at"),
     # One active (pending or processing) task per method and batch: a second is 409 task_exists.
     Index(

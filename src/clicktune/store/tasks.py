@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
@@ -69,6 +69,7 @@ class Task:
     promotion: Promotion
     n_trials: int | None
     challenger: bool | None
+    completing_at: float | None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Task:
@@ -103,6 +104,13 @@ class TaskStateConflict(Exception):
         super().__init__(f"Task {task_id!r} is {status}.")
         self.task_id = task_id
         self.status = status
+
+
+class TaskCompleting(TaskStateConflict):
+    """The task's worker is applying its decision (the completing step): too late to cancel."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id, "completing")
 
 
 class IdempotencyKeyReused(Exception):
@@ -324,24 +332,31 @@ def _set_status(
     expected: TaskStatus,
     values: dict[str, Any],
     owner: str | None = None,
+    condition: ColumnElement[bool] | None = None,
 ) -> bool:
-    """The one compare-and-set every status change goes through."""
-    condition = and_(tasks.c.id == task_id, tasks.c.status == expected)
+    """The one compare-and-set every status change goes through (`condition`: one more)."""
+    where = and_(tasks.c.id == task_id, tasks.c.status == expected)
     if owner is not None:
-        condition = and_(condition, tasks.c.lease_owner == owner)
-    result = conn.execute(update(tasks).where(condition).values(**values))
+        where = and_(where, tasks.c.lease_owner == owner)
+    if condition is not None:
+        where = and_(where, condition)
+    result = conn.execute(update(tasks).where(where).values(**values))
     return result.rowcount == 1
 
 
 def cancel_task(conn: Connection, task_id: str) -> Task:
-    """pending or processing → canceled; a running worker notices at its next heartbeat."""
+    """pending or processing → canceled; a running worker notices at its next heartbeat. Refused
+    (`TaskCompleting`) once the worker is in the completing step."""
     while True:
         task = _required(conn, task_id)
         if task.status.finished:
             raise TaskStateConflict(task_id, task.status)
+        if task.completing_at is not None:
+            raise TaskCompleting(task_id)
         at = current_time()
         values = {"status": TaskStatus.CANCELED, "finished_at": at, "updated_at": at}
-        if _set_status(conn, task_id, task.status, values):
+        condition = tasks.c.completing_at.is_(None)
+        if _set_status(conn, task_id, task.status, values, condition=condition):
             add_event(conn, task_id, "task canceled", previous_status=task.status)
             return _required(conn, task_id)
 
@@ -366,6 +381,7 @@ def restart_task(conn: Connection, task_id: str) -> Task:
             "progress": None,
             "error": None,
             "finished_at": None,
+            "completing_at": None,
             "updated_at": current_time(),
         }
         try:
@@ -536,6 +552,52 @@ def heartbeat(
         {"lease_expires_at": at + lease_s, "heartbeat_at": at},
         owner=worker_id,
     )
+
+
+CompletingClaim = Literal["ours", "busy", "lost"]
+
+
+def begin_completing(
+    conn: Connection,
+    task_id: str,
+    worker_id: str,
+    *,
+    lease_s: float,
+    now: float | None = None,
+) -> CompletingClaim:
+    """The compare-and-set into the completing step, where a task's decision is applied.
+
+    `ours`: this worker still holds a live lease on the processing task, which is now
+    completing (a cancel is refused from here) with its lease renewed. `lost`: canceled, or no
+    longer this worker's: apply nothing. `busy`: another task of the same method is completing
+    under a live lease; try again shortly. The method's processing rows are locked first, so two
+    tasks of one method never complete at once (their alias moves would race)."""
+    at = current_time() if now is None else now
+    method = select(tasks.c.fine_tuning_method).where(tasks.c.id == task_id).scalar_subquery()
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.lease_owner, tasks.c.lease_expires_at, tasks.c.completing_at)
+        .where(tasks.c.fine_tuning_method == method, tasks.c.status == TaskStatus.PROCESSING)
+        .order_by(tasks.c.id)
+        .with_for_update()
+    ).all()
+    mine = next((row for row in rows if row.id == task_id), None)
+    if mine is None or mine.lease_owner != worker_id or (mine.lease_expires_at or 0) <= at:
+        return "lost"
+    if any(
+        row.id != task_id and row.completing_at is not None and (row.lease_expires_at or 0) > at
+        for row in rows
+    ):
+        return "busy"
+    values = {
+        "completing_at": mine.completing_at or at,
+        "lease_expires_at": at + lease_s,
+        "heartbeat_at": at,
+        "updated_at": at,
+    }
+    if not _set_status(conn, task_id, TaskStatus.PROCESSING, values, owner=worker_id):
+        return "lost"
+    add_event(conn, task_id, "completing: applying the decision", worker_id=worker_id)
+    return "ours"
 
 
 def set_progress(conn: Connection, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:

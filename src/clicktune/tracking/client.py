@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import httpx
 from sqlalchemy import create_engine, text
 
-from clicktune.settings import Settings
+from clicktune.settings import Settings, redact, redact_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -70,5 +70,6 @@ def tracking_health(settings: Settings) -> dict[str, Any]:
             finally:
                 engine.dispose()
     except Exception as exc:  # health reports failures instead of raising them
-        return {"status": "error", "tracking_uri": uri, "message": str(exc)}
-    return {"status": "ok", "tracking_uri": uri}
+        message = redact(str(exc), settings.secrets)
+        return {"status": "error", "tracking_uri": redact_url(uri), "message": message}
+    return {"status": "ok", "tracking_uri": redact_url(uri)}

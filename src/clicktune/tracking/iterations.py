@@ -205,13 +205,6 @@ class MethodTracking:
         """The method's current promoted model version, if any."""
         return self.registry.version(CHAMPION)
 
-    def starting_run(self, initial_model_dir: Callable[[], Path]) -> str:
-        """The run whose `model/` a new iteration starts from: the champion's, else the initial."""
-        champion = self.champion()
-        if champion is not None and champion.run_id:
-            return champion.run_id
-        return self.initial_run(initial_model_dir)
-
     def download_model(self, run_id: str, destination: Path) -> Path:
         """The run's model as a local sentence-transformers folder."""
         destination.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from clicktune.tracking.registry import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     from mlflow.entities.model_registry import ModelVersion
     from sentence_transformers import SentenceTransformer
 
@@ -142,6 +143,19 @@ class Served:
 
     version: str
     model: SentenceTransformer
+    lock: threading.Lock
+    """One request at a time per loaded model: its fast tokenizer keeps padding and truncation
+    settings as shared state, and concurrent calls that change them corrupt each other's batch
+    (torch uses every core for one call anyway)."""
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """The texts' vectors (as `encode` gives them) and the tokens they took."""
+        with self.lock:
+            vectors = self.model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
+            encoded = self.model.tokenizer(
+                texts, truncation=True, max_length=self.model.max_seq_length
+            )
+        return vectors, sum(len(ids) for ids in encoded["input_ids"])
 
 
 class ServedModels:
@@ -151,7 +165,7 @@ class ServedModels:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = ModelStore(settings)
-        self._models: OrderedDict[Path, SentenceTransformer] = OrderedDict()
+        self._models: OrderedDict[Path, tuple[SentenceTransformer, threading.Lock]] = OrderedDict()
         self._aliases: dict[tuple[str, Alias], tuple[float, ModelVersion | None]] = {}
         self._lock = threading.Lock()
 
@@ -192,18 +206,18 @@ class ServedModels:
             folder = Path(initial_model())
         else:
             folder = self.store.version_model_dir(registered_model_name, version)
-        return Served(served_version(registered_model_name, version), self._load(folder, load))
+        return Served(served_version(registered_model_name, version), *self._load(folder, load))
 
     def task_model(self, task_id: str, best_model_uri: str) -> Served:
         """A task's best model, as `SentenceTransformer(folder)` loads it."""
         folder = self.store.task_model_dir(task_id, best_model_uri)
-        return Served(task_version(task_id), self._load(folder, _plain_load))
+        return Served(task_version(task_id), *self._load(folder, _plain_load))
 
-    def _load(self, folder: Path, load: ModelLoader) -> SentenceTransformer:
+    def _load(self, folder: Path, load: ModelLoader) -> tuple[SentenceTransformer, threading.Lock]:
         with self._lock:
             model = self._models.get(folder)
             if model is None:
-                model = load(folder)
+                model = (load(folder), threading.Lock())
                 self._models[folder] = model
                 while len(self._models) > max(1, self.settings.embeddings_cached_models):
                     self._models.popitem(last=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from clicktune.errors import TaskFailed
+from clicktune.errors import TaskCanceled, TaskFailed
 from clicktune.logs import get_logger
 from clicktune.methods.base import TaskContext, TaskSpec
 from clicktune.settings import Settings
@@ -23,6 +24,7 @@ log = get_logger(__name__)
 
 StopReason = Literal["not_ours", "shutdown"]
 CATALOG_PAGE = 1000
+COMPLETING_RETRY_S = 0.5
 
 
 class WorkerTaskContext(TaskContext):
@@ -30,7 +32,8 @@ class WorkerTaskContext(TaskContext):
 
     `is_canceled()` turns true when the task is no longer this worker's (canceled, or taken
     over after a lost lease: the heartbeat or any refused write tells) or the worker is shutting
-    down; the method stops at its next check. After that, nothing it reports is written.
+    down (not once completing: the decision is applied whole); the method stops at its next
+    check. After that, nothing it reports is written.
     """
 
     def __init__(self, task: TaskSpec, settings: Settings, engine: Engine, worker_id: str) -> None:
@@ -41,6 +44,7 @@ class WorkerTaskContext(TaskContext):
         self.work_dir = settings.work_dir / task.task_id
         self._not_ours = False
         self._shutdown = False
+        self._completing = False
 
     def __enter__(self) -> WorkerTaskContext:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,23 @@ class WorkerTaskContext(TaskContext):
         self._shutdown = True
 
     def is_canceled(self) -> bool:
-        return self._not_ours or self._shutdown
+        return self._not_ours or (self._shutdown and not self._completing)
+
+    def begin_completing(self) -> None:
+        while True:
+            self.raise_if_canceled()
+            with write_transaction(self.engine) as conn:
+                claim = task_store.begin_completing(
+                    conn, self.task.task_id, self.worker_id, lease_s=self.settings.worker_lease_s
+                )
+            if claim == "ours":
+                self._completing = True
+                log.info("task_completing", task_id=self.task.task_id, worker_id=self.worker_id)
+                return
+            if claim == "lost":
+                self.mark_not_ours()
+                raise TaskCanceled(self.task.task_id)
+            time.sleep(COMPLETING_RETRY_S)  # another task of the method is completing
 
     def iter_sessions(self) -> Iterator[dict[str, Any]]:
         """The batch streamed in one read transaction: a consistent view, a page at a time."""

@@ -31,9 +31,9 @@ from clicktune.api.schemas.clickstream import (
     ReleaseIn,
     ReleaseOut,
     SessionImportIn,
-    SessionIn,
     SessionOut,
     SessionRef,
+    SessionWithEventsIn,
     check_events,
     check_session,
 )
@@ -65,12 +65,21 @@ def _api_error(error: store.ClickstreamError) -> ApiError:
     dependencies=JSON_BODY,
     responses={200: {"model": SessionOut, "description": "Already registered (a safe retry)."}},
 )
-def register_session(body: SessionIn, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
-    """Register a search session in the collecting batch (201; 200 when it is a retry)."""
-    check_session(body, settings, current_time(), check_age=True)
+def register_session(
+    body: SessionWithEventsIn, engine: EngineDep, settings: SettingsDep
+) -> JSONResponse:
+    """Register a search session in the collecting batch (201; 200 when it is a retry), with its
+    inline `events`, all or nothing; an event_id already stored is a duplicate."""
+    at = current_time()
+    check_session(body, settings, at, check_age=True)
+    check_events(body.events, settings, at, check_age=True)
+    new_events = [event.to_new_event() for event in body.events]
     try:
         with write_transaction(engine) as conn:
             session, created = store.register_session(conn, body.to_new_session())
+            if new_events:
+                store.add_events(conn, body.session_id, new_events)
+                session = store.get_session(conn, body.session_id)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
     return JSONResponse(session, status_code=201 if created else 200)

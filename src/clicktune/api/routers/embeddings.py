@@ -170,14 +170,7 @@ def create_embeddings(
     gives for the same model folder."""
     texts = _texts(body, settings)
     answering = _resolve(body, registry, engine, served, settings)
-    model = answering.model
-    vectors = model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
-    tokens = sum(
-        len(ids)
-        for ids in model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)[
-            "input_ids"
-        ]
-    )
+    vectors, tokens = answering.embed(texts)
     data = [
         Embedding(
             index=index,

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from clicktune.api.deps import EngineDep, RegistryDep, SettingsDep
 from clicktune.api.schemas.service import Health, Ping
-from clicktune.settings import Settings
+from clicktune.settings import Settings, redact
 from clicktune.store.engine import check_database, read_transaction
 from clicktune.store.workers import workers_seen_since
 from clicktune.timeutil import now, to_iso
@@ -32,7 +32,8 @@ def health(engine: EngineDep, settings: SettingsDep, registry: RegistryDep) -> d
             check_database(conn)
         components["database"] = {"status": "ok", "dialect": engine.dialect.name}
     except Exception as exc:  # health reports failures instead of raising them
-        components["database"] = {"status": "error", "message": str(exc)}
+        message = redact(str(exc), settings.secrets)
+        components["database"] = {"status": "error", "message": message}
     components["methods"] = {
         "status": "error" if registry.errors else "ok",
         "loaded": registry.names(),
@@ -50,7 +51,7 @@ def _workers_health(engine: Engine, settings: Settings) -> dict[str, Any]:
         with read_transaction(engine) as conn:
             seen = workers_seen_since(conn, now() - settings.worker_online_s)
     except Exception as exc:  # health reports failures instead of raising them
-        return {"status": "error", "message": str(exc)}
+        return {"status": "error", "message": redact(str(exc), settings.secrets)}
     return {
         "status": "ok" if seen else "warning",
         "online": len(seen),

@@ -273,7 +273,12 @@ def cancel_task(task_id: TaskId, engine: EngineDep, settings: SettingsDep) -> di
         task_id,
         task_store.cancel_task,
         lambda status: ApiError(
-            409, "task_finished", f"Task {task_id!r} is already {status}; nothing to cancel."
+            409,
+            "task_finished",
+            f"Task {task_id!r} is completing (its worker is applying its decision); too late "
+            "to cancel."
+            if status == "completing"
+            else f"Task {task_id!r} is already {status}; nothing to cancel.",
         ),
     )
     log.info("task_canceled", task_id=task_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from clicktune.api.errors import ApiError
 from clicktune.api.schemas.common import (
@@ -38,6 +38,8 @@ ServedBy = Annotated[
 
 
 class SearchResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     object_id: ClientId
     rank: FiniteFloat | None = Field(None, description="The score the search engine gave.")
     meta: JsonObject = Field(
@@ -51,6 +53,8 @@ class SearchResultIn(BaseModel):
 
 
 class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     session_id: ClientId
     search_query: NonEmptyText
     search_results: list[SearchResultIn] = Field(
@@ -76,6 +80,8 @@ class SessionIn(BaseModel):
 
 
 class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     event_id: ClientId
     object_id: ClientId = Field(description="One of the session's search_results.")
     event_type: NonEmptyText = Field(
@@ -89,22 +95,34 @@ class EventIn(BaseModel):
 
 
 class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     session_id: ClientId
     events: list[EventIn]
 
 
-class SessionImportIn(SessionIn):
-    """One NDJSON line of `POST /clickstream/import`."""
+class SessionWithEventsIn(SessionIn):
+    """`POST /clickstream/session`: the session and, inline, what the user did (one request per
+    search); the events are stored as `POST /clickstream/session/events` stores them."""
 
     events: list[EventIn] = Field(default_factory=list)
+
+
+class SessionImportIn(SessionWithEventsIn):
+    """One NDJSON line of `POST /clickstream/import`."""
+
     is_irrelevant: bool = False
 
 
 class SessionRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     session_id: ClientId
 
 
 class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     release_id: ClientId | None = Field(
         None, description="Idempotency key: the same release_id always answers the same batch."
     )

@@ -1,0 +1,93 @@
+"""API keys (API.md, Authentication): who may call which route, checked before anything else.
+
+An ASGI middleware rather than a route dependency: FastAPI reads and parses a body before it
+runs dependencies, and an unauthenticated request should cost nothing and learn nothing (not
+even whether its body was valid JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from fastapi.security import HTTPBearer
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from clicktune.api.errors import error_body
+from clicktune.logs import get_logger
+from clicktune.settings import ApiRole
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+OPEN_ROUTES = frozenset({("GET", f"{API_PREFIX}/ping")})
+INGEST_ROUTES = frozenset(
+    ("POST", f"{API_PREFIX}{path}")
+    for path in (
+        "/clickstream/session",
+        "/clickstream/session/events",
+        "/clickstream/session/irrelevant",
+        "/clickstream/interleave",
+        "/embeddings",
+    )
+)
+"""What a search backend's `ingest` key may call: write clickstream, embed, interleave."""
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="`Authorization: Bearer <key>` with a key of CLICKTUNE_API_KEYS.",
+)
+"""Documents the scheme in OpenAPI (the Authorize button); `ApiKeyAuth` enforces it."""
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class ApiKeyAuth:
+    """`401 unauthorized` without a known key, `403 forbidden` when its role may not call the
+    route. Keys are held as digests and looked up by digest, so comparing takes the same time
+    whatever the key. No keys: the API is open."""
+
+    def __init__(self, app: ASGIApp, keys: Mapping[str, ApiRole]) -> None:
+        self.app = app
+        self.roles = {_digest(key): role for key, role in keys.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.roles or not self._guarded(scope):
+            await self.app(scope, receive, send)
+            return
+        route = (scope["method"], scope["path"])
+        role = self.roles.get(_digest(_bearer_token(scope)))
+        if role is None:
+            log.info("request_unauthorized", method=route[0], path=route[1])
+            await _refuse(401, "unauthorized", "A valid API key is required.")(scope, receive, send)
+        elif role == "ingest" and route not in INGEST_ROUTES:
+            log.info("request_forbidden", method=route[0], path=route[1], role=role)
+            await _refuse(403, "forbidden", f"An {role} key may not call {route[0]} {route[1]}.")(
+                scope, receive, send
+            )
+        else:
+            await self.app(scope, receive, send)
+
+    @staticmethod
+    def _guarded(scope: Scope) -> bool:
+        path: str = scope["path"]
+        if (scope["method"], path) in OPEN_ROUTES:
+            return False
+        return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
+
+
+def _bearer_token(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+def _refuse(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, message), status_code=status, headers={"WWW-Authenticate": "Bearer"}
+    )

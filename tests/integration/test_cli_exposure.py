@@ -1,0 +1,51 @@
+"""The CLI refuses to expose an open service and never prints a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLICKTUNE = str(Path(sys.executable).parent / "clicktune")
+PASSWORD = "pw-Hq72-x"
+KEY = "adm-Zt31-k"
+
+
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTUNE_")}
+    return subprocess.run(
+        [CLICKTUNE, *args],
+        env={**clean, "CLICKTUNE_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_config_hides_keys_and_passwords(tmp_path: Path) -> None:
+    shown = run_cli(
+        tmp_path,
+        "config",
+        CLICKTUNE_API_KEYS=f"admin:{KEY}",
+        CLICKTUNE_DATABASE_URL=f"postgresql+psycopg://ct:{PASSWORD}@db:5432/ct",
+        CLICKTUNE_MLFLOW_TRACKING_URI=f"postgresql://ml:{PASSWORD}@db:5432/ml",
+    )
+    assert shown.returncode == 0, shown.stderr
+    config = json.loads(shown.stdout)
+    assert config["database_url"] == "postgresql+psycopg://ct:***@db:5432/ct"
+    assert config["mlflow_tracking_uri"] == "postgresql://ml:***@db:5432/ml"
+    assert config["api_keys"] == "**********"
+    assert PASSWORD not in shown.stdout + shown.stderr and KEY not in shown.stdout + shown.stderr
+
+
+def test_an_open_api_is_not_exposed_unless_meant(tmp_path: Path) -> None:
+    for command in ("api", "up"):
+        refused = run_cli(tmp_path, command, CLICKTUNE_HOST="0.0.0.0")
+        assert refused.returncode == 2
+        assert "CLICKTUNE_ALLOW_ANONYMOUS=1" in refused.stderr
+    ui = run_cli(tmp_path, "up", CLICKTUNE_API_KEYS=f"admin:{KEY}", CLICKTUNE_MLFLOW_HOST="0.0.0.0")
+    assert ui.returncode == 2 and "the MLflow UI" in ui.stderr
+    assert KEY not in ui.stdout + ui.stderr
