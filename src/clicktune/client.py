@@ -147,6 +147,12 @@ class ClicktuneClient:
         }
         return self._json("POST", "/clickstream/session", json=body)
 
+    def create_sessions(self, sessions: Sequence[JSON]) -> JSON:
+        """Register up to 1,000 sessions (each a `create_session` body, `events` inline) in one
+        request: answers `sessions`, `events`, `duplicates` and `errors` (a refused session by
+        its index; the others are stored). Resending is a safe retry."""
+        return self._json("POST", "/clickstream/sessions", json={"sessions": list(sessions)})
+
     def get_session(self, session_id: str) -> JSON:
         return self._json("GET", f"/clickstream/session/{_segment(session_id)}")
 

@@ -63,8 +63,15 @@ class Settings(BaseSettings):
         65536, description="Largest meta/metadata object, in bytes of JSON."
     )
     max_request_bytes: int = Field(
-        64 * 1024 * 1024,
-        description="Largest request body (413 above it); for streamed imports, largest line.",
+        64 * 1024 * 1024, ge=1, description="Largest request body (413 above it)."
+    )
+    max_session_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest body of a session endpoint, and largest line of an NDJSON import.",
+    )
+    max_sessions_batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest body of POST /clickstream/sessions."
     )
 
     worker_lease_s: float = Field(
@@ -85,6 +92,9 @@ class Settings(BaseSettings):
 
     embeddings_max_inputs: int = Field(
         2048, description="Most texts in one POST /embeddings request."
+    )
+    embeddings_max_chars: int = Field(
+        32768, ge=1, description="Longest text in a POST /embeddings request, in characters."
     )
     embeddings_champion_ttl_s: float = Field(
         10.0,

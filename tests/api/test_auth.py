@@ -62,6 +62,9 @@ def test_an_ingest_key_writes_clickstream_and_nothing_else(keyed: TestClient) ->
     )
     events = {"session_id": "s-1", "events": [{"event_id": "e-1", "object_id": "o-2"}]}
     assert keyed.post("/api/v1/clickstream/session/events", json=events, headers=ingest).is_success
+    batch = {"sessions": [{**SESSION, "session_id": "s-2"}]}
+    stored = keyed.post("/api/v1/clickstream/sessions", json=batch, headers=ingest).json()
+    assert stored["sessions"] == 1
     for method, path in [
         ("GET", "/api/v1/clickstream/session/s-1"),
         ("GET", "/api/v1/clickstream/batches"),

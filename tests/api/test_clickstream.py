@@ -197,7 +197,7 @@ def test_unparseable_bodies(client: TestClient) -> None:
 
 
 def test_oversize_bodies_are_413(settings: Settings) -> None:
-    small = settings.model_copy(update={"max_request_bytes": 2000})
+    small = settings.model_copy(update={"max_session_bytes": 2000})
     with TestClient(create_app(small)) as client:
         big = session_body(search_meta={"blob": "x" * 3000})
         assert_error(client.post(f"{API}/session", json=big), 413, "payload_too_large")

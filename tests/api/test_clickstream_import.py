@@ -150,7 +150,7 @@ def test_import_streams_a_chunked_body_in_many_chunks(client: TestClient) -> Non
 
 
 def test_import_rejects_other_content_types_and_long_lines(settings: Settings) -> None:
-    small = settings.model_copy(update={"max_request_bytes": 600})
+    small = settings.model_copy(update={"max_session_bytes": 600})
     with TestClient(create_app(small)) as client:
         body = (line("s-1") + "\n").encode()
         for content_type in ("application/json", "text/plain"):

@@ -52,6 +52,20 @@ def test_sessions_events_and_errors_carry_the_contract_codes(api: ClicktuneClien
     assert "session_not_found" in str(missing.value)
 
 
+def test_many_sessions_in_one_request(api: ClicktuneClient) -> None:
+    click = [{"event_id": "e-a", "object_id": "a"}]
+    sessions = [
+        {"session_id": "m1", "search_query": "q", "search_results": results("a"), "events": click},
+        {"session_id": "m2", "search_query": "", "search_results": results("a")},
+        {"session_id": "m3", "search_query": "q", "search_results": results("a", "b")},
+    ]
+    answer = api.create_sessions(sessions)
+    assert (answer["sessions"], answer["events"], answer["duplicates"]) == (2, 1, 0)
+    assert [(e["index"], e["error"]["param"]) for e in answer["errors"]] == [(1, "search_query")]
+    assert api.get_session("m1")["events"][0]["event_id"] == "e-a"
+    assert api.create_sessions(sessions[:1])["duplicates"] == 2
+
+
 def test_release_batches_and_paginated_sessions(api: ClicktuneClient) -> None:
     for n in range(5):
         api.create_session(f"s{n}", f"query {n}", results("a", "b"))

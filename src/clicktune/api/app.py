@@ -27,6 +27,7 @@ from clicktune.settings import Settings, get_settings
 from clicktune.store.engine import make_engine, migrate
 
 log = get_logger(__name__)
+PREFIX = "/api/v1"
 
 ROUTERS = (
     service.router,
@@ -70,9 +71,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
-        streamed_paths=frozenset({"/api/v1/clickstream/import"}),
+        limits=body_limits(settings),
+        streamed_paths=frozenset({f"{PREFIX}/clickstream/import"}),
     )
     app.add_middleware(ApiKeyAuth, keys=settings.api_key_roles)  # outermost: runs first
     for router in ROUTERS:
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix=PREFIX)
     return app
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """The paths whose bodies have a limit of their own: one search's worth, or a batch's."""
+    one_search = (
+        "/clickstream/session",
+        "/clickstream/session/events",
+        "/clickstream/session/irrelevant",
+        "/clickstream/interleave",
+    )
+    limits = {f"{PREFIX}{path}": settings.max_session_bytes for path in one_search}
+    limits[f"{PREFIX}/clickstream/sessions"] = settings.max_sessions_batch_bytes
+    return limits

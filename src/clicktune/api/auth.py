@@ -26,6 +26,7 @@ INGEST_ROUTES = frozenset(
     ("POST", f"{API_PREFIX}{path}")
     for path in (
         "/clickstream/session",
+        "/clickstream/sessions",
         "/clickstream/session/events",
         "/clickstream/session/irrelevant",
         "/clickstream/interleave",

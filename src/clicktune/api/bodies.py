@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.message
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -48,23 +48,33 @@ def unsupported_media_type(request: Request, expected: str) -> ApiError:
 
 
 class BodySizeLimit:
-    """ASGI middleware: bodies over `max_bytes` get `413 payload_too_large` before they are read.
+    """ASGI middleware: bodies over their path's limit get `413 payload_too_large`, refused on
+    the declared length or as soon as the bytes read pass it, before any parsing.
 
-    `streamed_paths` are read incrementally by their endpoints and bound their own memory.
+    `limits` maps a path to its own limit (others get `max_bytes`); `streamed_paths` are read
+    incrementally by their endpoints and bound their own memory.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, streamed_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        limits: Mapping[str, int],
+        streamed_paths: frozenset[str],
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.limits = dict(limits)
         self.streamed_paths = streamed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.streamed_paths:
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         received = 0
 
@@ -73,17 +83,14 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._message())
+                if received > limit:
+                    raise HTTPException(413, _too_large(limit))
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _message(self) -> str:
-        return f"The request body is larger than {self.max_bytes} bytes."
-
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large", self._message())).encode()
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = json.dumps(error_body("payload_too_large", _too_large(limit))).encode()
         headers: list[tuple[bytes, bytes]] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -91,6 +98,10 @@ class BodySizeLimit:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
 
 
 class LineSplitter:
@@ -137,6 +148,45 @@ class LineSplitter:
             lines.append((self.number, bytes(self._partial)))
         self._partial.clear()
         self._too_long = False
+
+
+NumberedLines = list[tuple[int, bytes | None]]
+
+
+class LineChunks:
+    """Groups a byte stream's lines into chunks of at most `lines_per_chunk` lines and about
+    `bytes_per_chunk` bytes, so an import holds one chunk whatever its lines' sizes."""
+
+    def __init__(self, max_line_bytes: int, lines_per_chunk: int, bytes_per_chunk: int) -> None:
+        self.splitter = LineSplitter(max_line_bytes)
+        self.lines_per_chunk = lines_per_chunk
+        self.bytes_per_chunk = bytes_per_chunk
+        self._pending: NumberedLines = []
+        self._pending_bytes = 0
+
+    def feed(self, data: bytes) -> list[NumberedLines]:
+        """The chunks that `data` completes."""
+        return self._collect(self.splitter.feed(data))
+
+    def finish(self) -> list[NumberedLines]:
+        """The rest, once the stream has ended."""
+        chunks = self._collect(self.splitter.finish())
+        if self._pending:
+            chunks.append(self._pending)
+            self._pending = []
+        return chunks
+
+    def _collect(self, lines: NumberedLines) -> list[NumberedLines]:
+        chunks: list[NumberedLines] = []
+        for number, raw in lines:
+            self._pending.append((number, raw))
+            self._pending_bytes += len(raw or b"")
+            full = len(self._pending) >= self.lines_per_chunk
+            if full or self._pending_bytes >= self.bytes_per_chunk:
+                chunks.append(self._pending)
+                self._pending = []
+                self._pending_bytes = 0
+        return chunks
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -237,20 +287,13 @@ def _at(error: ApiError, where: str) -> ApiError:
     return ApiError(error.status, error.code, error.message, param)
 
 
-async def ndjson_chunks(
-    request: Request, max_line_bytes: int, lines_per_chunk: int
-) -> AsyncIterator[list[tuple[int, bytes | None]]]:
+async def ndjson_chunks(request: Request, chunks: LineChunks) -> AsyncIterator[NumberedLines]:
     """The request body's lines in chunks, read as they arrive (memory: one chunk)."""
-    splitter = LineSplitter(max_line_bytes)
-    pending: list[tuple[int, bytes | None]] = []
     async for data in request.stream():
-        pending += splitter.feed(data)
-        while len(pending) >= lines_per_chunk:
-            yield pending[:lines_per_chunk]
-            pending = pending[lines_per_chunk:]
-    pending += splitter.finish()
-    if pending:
-        yield pending
+        for chunk in chunks.feed(data):
+            yield chunk
+    for chunk in chunks.finish():
+        yield chunk
 
 
 def documented_body(**schemas: type[BaseModel]) -> dict[str, Any]:

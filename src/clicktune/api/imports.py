@@ -7,14 +7,14 @@ the good lines of every chunk are stored. Memory holds one chunk and the first e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from clicktune.api.bodies import LineSplitter, parse_line, parse_ndjson
+from clicktune.api.bodies import LineChunks, NumberedLines, parse_line, parse_ndjson
 from clicktune.api.errors import ApiError, error_body
 from clicktune.api.schemas.clickstream import SessionImportIn, check_events, check_session
 from clicktune.api.schemas.items import ItemIn, check_item
@@ -27,10 +27,9 @@ from clicktune.store.judgments import replace_judgment_set
 from clicktune.timeutil import now as current_time
 
 LINES_PER_CHUNK = 500
+# A chunk holds at most about this many lines of the largest size allowed.
+CHUNK_LINES_OF_MAX_SIZE = 2
 MAX_REPORTED_ERRORS = 1000
-
-NumberedLines = Sequence[tuple[int, bytes | None]]
-
 
 # A rejected line: (line number, error code, message, param).
 LineError = tuple[int, str, str, str | None]
@@ -51,14 +50,14 @@ class _LineErrors:
 
 
 def _parse_lines(
-    lines: NumberedLines, model: type[Model], check: Callable[[Model], None], settings: Settings
+    lines: NumberedLines, model: type[Model], check: Callable[[Model], None], max_line_bytes: int
 ) -> tuple[list[tuple[int, Model]], list[LineError]]:
     """Each line validated like the body of the endpoint for one object: (good, errors)."""
     good: list[tuple[int, Model]] = []
     errors: list[LineError] = []
     for number, raw in lines:
         if raw is None:
-            message = f"The line is longer than {settings.max_request_bytes} bytes."
+            message = f"The line is longer than {max_line_bytes} bytes."
             errors.append((number, "line_too_long", message, None))
             continue
         parsed = parse_line(raw, model, check)
@@ -77,6 +76,7 @@ class ClickstreamImport:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.max_line_bytes = settings.max_session_bytes
         self.sessions = 0
         self.events = 0
         self.duplicates = 0
@@ -89,7 +89,7 @@ class ClickstreamImport:
             check_session(line, self.settings, now, check_age=False)
             check_events(line.events, self.settings, now, check_age=False)
 
-        good, errors = _parse_lines(lines, SessionImportIn, check, self.settings)
+        good, errors = _parse_lines(lines, SessionImportIn, check, self.max_line_bytes)
         if good:
             lines_to_store = [
                 ImportLine(
@@ -124,12 +124,13 @@ class ItemsImport:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.max_line_bytes = settings.max_request_bytes
         self.upserted = 0
         self.errors = _LineErrors()
 
     def add(self, lines: NumberedLines) -> None:
         good, errors = _parse_lines(
-            lines, ItemIn, lambda item: check_item(item, self.settings), self.settings
+            lines, ItemIn, lambda item: check_item(item, self.settings), self.max_line_bytes
         )
         if good:
             with write_transaction(self.engine) as conn:
@@ -144,22 +145,23 @@ class ItemsImport:
         }
 
 
+def import_chunks(max_line_bytes: int) -> LineChunks:
+    """How an import cuts its lines: `LINES_PER_CHUNK` lines, or fewer when they are long."""
+    return LineChunks(max_line_bytes, LINES_PER_CHUNK, CHUNK_LINES_OF_MAX_SIZE * max_line_bytes)
+
+
 def import_file(
     path: Path, run: ClickstreamImport | ItemsImport, advance: Callable[[int], None]
 ) -> None:
     """Feed a JSONL file to an import chunk by chunk; `advance` gets each block's byte count."""
-    splitter = LineSplitter(run.settings.max_request_bytes)
-    pending: list[tuple[int, bytes | None]] = []
+    chunks = import_chunks(run.max_line_bytes)
     with path.open("rb") as file:
         while block := file.read(1 << 20):
-            pending += splitter.feed(block)
-            while len(pending) >= LINES_PER_CHUNK:
-                run.add(pending[:LINES_PER_CHUNK])
-                pending = pending[LINES_PER_CHUNK:]
+            for chunk in chunks.feed(block):
+                run.add(chunk)
             advance(len(block))
-    pending += splitter.finish()
-    if pending:
-        run.add(pending)
+    for chunk in chunks.finish():
+        run.add(chunk)
 
 
 def import_judgments(path: Path, set_id: str, engine: Engine, settings: Settings) -> dict[str, Any]:

@@ -1,20 +1,21 @@
 """Deliver simulated traffic to a clicktune service, as a search application would.
 
-Live: one `POST /clickstream/session` per session, its events, and the irrelevant mark, sent by a
-few concurrent workers. Historical: one streamed NDJSON body for `POST /clickstream/import`, or a
-file for `clicktune import-clickstream`. Both are safe to repeat: ids derive from the seed.
+Live: sessions with their events inline, a batch per `POST /clickstream/sessions`, then the
+irrelevant marks, sent by a few concurrent workers. Historical: one streamed NDJSON body for
+`POST /clickstream/import`, or a file for `clicktune import-clickstream`. Both are safe to
+repeat: ids derive from the seed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clicktune.client import ClicktuneClient
+from clicktune.client import ClicktuneClient, ClicktuneError
 from clicktune.simulate.collection import Collection, Document
 from clicktune.simulate.sessions import SimulatedSession
 
@@ -52,24 +53,22 @@ def load_items(
     return client.bulk_items(items, chunk_size=chunk_size, on_chunk=on_chunk)
 
 
-def send_session(client: ClicktuneClient, session: SimulatedSession) -> SendStats:
-    body = session.session_body()
-    events = session.events_body()
-    client.create_session(
-        body["session_id"],
-        body["search_query"],
-        body["search_results"],
-        search_meta=body["search_meta"],
-        user_id=body.get("user_id"),
-        served_by=body.get("served_by"),
-        events=None if events is None else events["events"],
-    )
-    if session.outcome.irrelevant:
+def send_batch(client: ClicktuneClient, batch: Sequence[SimulatedSession]) -> SendStats:
+    """One `POST /clickstream/sessions` with the batch (events inline), then the irrelevant
+    marks; a refused session raises, as a search application should notice."""
+    answer = client.create_sessions([session.live_body() for session in batch])
+    if answer["errors"]:
+        first = answer["errors"][0]
+        error = first["error"]
+        message = f"session {first['index']} of the batch: {error['message']}"
+        raise ClicktuneError(422, error["code"], message, error["param"])
+    irrelevant = [session for session in batch if session.outcome.irrelevant]
+    for session in irrelevant:
         client.mark_irrelevant(session.session_id)
     return SendStats(
-        sessions=1,
-        events=len(session.outcome.interactions),
-        irrelevant=int(session.outcome.irrelevant),
+        sessions=len(batch),
+        events=sum(len(session.outcome.interactions) for session in batch),
+        irrelevant=len(irrelevant),
     )
 
 
@@ -77,18 +76,22 @@ def send_sessions(
     client: ClicktuneClient,
     sessions: Iterable[SimulatedSession],
     *,
-    concurrency: int = 4,
+    batch_size: int = 50,
+    concurrency: int = 2,
     on_session: Callable[[SimulatedSession], None] | None = None,
 ) -> SendStats:
-    """Send every session through the live endpoints with `concurrency` parallel requests."""
+    """Send every session through the live batch endpoint, `batch_size` sessions a request and
+    `concurrency` requests at a time."""
     items = list(sessions)
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
     total = SendStats()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        sent = pool.map(lambda session: send_session(client, session), items)
-        for session, stats in zip(items, sent, strict=True):
+        sent = pool.map(lambda batch: send_batch(client, batch), batches)
+        for batch, stats in zip(batches, sent, strict=True):
             total.add(stats)
             if on_session is not None:
-                on_session(session)
+                for session in batch:
+                    on_session(session)
     return total
 
 

@@ -78,18 +78,19 @@ class SimulatedSession:
             ],
         }
 
+    def live_body(self) -> dict[str, Any]:
+        """The session with its events inline: one `POST /clickstream/session` body, or one
+        member of a `POST /clickstream/sessions` batch."""
+        events = self.events_body()
+        return {**self.session_body(), "events": (events or {}).get("events", [])}
+
     def import_line(self) -> dict[str, Any]:
         """One line of `POST /clickstream/import`: the session with its events inside.
 
         Without timestamps (the server stamps them), so a line is the same every time and
         importing it again is a safe retry, also after the live endpoints got it.
         """
-        events = self.events_body()
-        return {
-            **self.session_body(),
-            "is_irrelevant": self.outcome.irrelevant,
-            "events": (events or {}).get("events", []),
-        }
+        return {**self.live_body(), "is_irrelevant": self.outcome.irrelevant}
 
 
 def simulate_sessions(

@@ -197,11 +197,15 @@ def content_hash(session: NewSession) -> str:
 # --- sessions -------------------------------------------------------------------------------
 
 
-def register_session(conn: Connection, session: NewSession) -> tuple[dict[str, Any], bool]:
-    """Store a new session in the collecting batch; a repeat with the same content is a retry.
+def register_session(
+    conn: Connection, session: NewSession, new_events: Sequence[NewEvent] = ()
+) -> tuple[dict[str, Any], bool]:
+    """Store a new session in the collecting batch with its `new_events`; a repeat with the same
+    content is a retry (its events are added as `add_events` adds them).
 
     Returns the stored session and whether it was created now. Raises `SessionConflict` when the
-    session_id is taken by different content.
+    session_id is taken by different content, `UnknownObject` for an event on an object the
+    session did not show (the caller's transaction then stores nothing).
     """
     digest = content_hash(session)
     received_at = current_time()
@@ -223,8 +227,21 @@ def register_session(conn: Connection, session: NewSession) -> tuple[dict[str, A
             raise
         if stored.content_hash != digest:
             raise SessionConflict(session["session_id"]) from None
+        if new_events:
+            add_events(conn, stored.session_id, new_events)
         return _session_view(stored, _session_events(conn, stored.session_id)), False
-    return {**_session_fields(row), "is_irrelevant": False, "events": []}, True
+    # A new session: its events are all new, and it is answered from what was just written.
+    shown = {result["object_id"] for result in session["search_results"]}
+    for index, event in enumerate(new_events):
+        if event["object_id"] not in shown:
+            raise UnknownObject(event["object_id"], f"events.{index}.object_id")
+    rows = _event_rows(
+        session["session_id"], _first_of_each_event_id(new_events), False, received_at
+    )
+    if rows:
+        conn.execute(insert(events), rows)
+    views = [{name: event[name] for name in _EVENT_VIEW_FIELDS} for event in rows]
+    return {**_session_fields(row), "is_irrelevant": False, "events": views}, True
 
 
 def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
@@ -477,14 +494,11 @@ def _session_view(stored: Row[Any], session_events: list[dict[str, Any]]) -> dic
     }
 
 
+_EVENT_VIEW_FIELDS = ("event_id", "object_id", "event_type", "created_at", "meta")
+
+
 def _event_view(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "event_id": row.event_id,
-        "object_id": row.object_id,
-        "event_type": row.event_type,
-        "created_at": row.created_at,
-        "meta": row.meta,
-    }
+    return {name: getattr(row, name) for name in _EVENT_VIEW_FIELDS}
 
 
 def _session_events(conn: Connection, session_id: str) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -15,12 +16,15 @@ from clicktune.api.bodies import (
     documented_body,
     media_type,
     ndjson_chunks,
+    parse_line,
+    raw_body,
     unsupported_media_type,
 )
 from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
-from clicktune.api.errors import ApiError, store_error
-from clicktune.api.imports import LINES_PER_CHUNK, ClickstreamImport
+from clicktune.api.errors import ApiError, error_body, store_error, validation_error
+from clicktune.api.imports import ClickstreamImport, import_chunks
 from clicktune.api.schemas.clickstream import (
+    MAX_SESSIONS_PER_REQUEST,
     BatchList,
     BatchSessionsPage,
     BatchStatus,
@@ -33,12 +37,16 @@ from clicktune.api.schemas.clickstream import (
     SessionImportIn,
     SessionOut,
     SessionRef,
+    SessionsEnvelope,
+    SessionsIn,
+    SessionsStored,
     SessionWithEventsIn,
     check_events,
     check_session,
 )
-from clicktune.api.schemas.common import ClientId
+from clicktune.api.schemas.common import MAX_STORED_INT, ClientId, check_count
 from clicktune.logs import get_logger
+from clicktune.settings import Settings
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.timeutil import now as current_time
@@ -76,13 +84,88 @@ def register_session(
     new_events = [event.to_new_event() for event in body.events]
     try:
         with write_transaction(engine) as conn:
-            session, created = store.register_session(conn, body.to_new_session())
-            if new_events:
-                store.add_events(conn, body.session_id, new_events)
-                session = store.get_session(conn, body.session_id)
+            session, created = store.register_session(conn, body.to_new_session(), new_events)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
     return JSONResponse(session, status_code=201 if created else 200)
+
+
+@router.post(
+    "/sessions",
+    response_model=SessionsStored,
+    dependencies=JSON_BODY,
+    openapi_extra=documented_body(application_json=SessionsIn),
+)
+def register_sessions(
+    raw: Annotated[bytes, Depends(raw_body)], engine: EngineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Register many sessions, each with its inline `events`, in one request: each is checked and
+    stored on its own as `POST /clickstream/session` would, a bad one reported by its index and
+    the rest kept. Safe to resend: stored sessions and events count as duplicates."""
+    sessions = _sessions_of(raw)
+    check_count(len(sessions), MAX_SESSIONS_PER_REQUEST, "too_many_sessions", "sessions")
+    at = current_time()
+    lines: list[store.ImportLine] = []
+    errors: list[tuple[int, ApiError]] = []
+    for index, value in enumerate(sessions):
+        session = _checked_session(value, settings, at)
+        if isinstance(session, ApiError):
+            errors.append((index, session))
+            continue
+        events = [event.to_new_event() for event in session.events]
+        lines.append(store.ImportLine(line=index, session=session.to_new_session(), events=events))
+    result = store.ImportResult()
+    if lines:
+        with write_transaction(engine) as conn:
+            result = store.import_sessions(conn, lines)
+        errors += [(index, _api_error(error)) for index, error in result.errors]
+    log.info(
+        "clickstream_sessions_stored",
+        sessions=result.sessions,
+        events=result.events,
+        duplicates=result.duplicates,
+        refused=len(errors),
+    )
+    return {
+        "sessions": result.sessions,
+        "events": result.events,
+        "duplicates": result.duplicates,
+        "errors": [
+            {"index": index, **error_body(error.code, error.message, error.param)}
+            for index, error in sorted(errors, key=lambda pair: pair[0])
+        ],
+    }
+
+
+def _sessions_of(raw: bytes) -> list[SessionWithEventsIn] | list[dict[str, Any]]:
+    """The batch's sessions: validated in one pass when all are valid (the common case, done in
+    pydantic's JSON parser), else raw, for each to be validated on its own."""
+    try:
+        return SessionsIn.model_validate_json(raw).sessions
+    except ValidationError:
+        envelope = parse_line(raw, SessionsEnvelope)
+    if isinstance(envelope, ApiError):
+        raise envelope
+    return envelope.sessions
+
+
+def _checked_session(
+    value: SessionWithEventsIn | dict[str, Any], settings: Settings, at: float
+) -> SessionWithEventsIn | ApiError:
+    """One session of a batch, validated and checked as `POST /clickstream/session` does."""
+    try:
+        session = (
+            value
+            if isinstance(value, SessionWithEventsIn)
+            else SessionWithEventsIn.model_validate(value)
+        )
+        check_session(session, settings, at, check_age=True)
+        check_events(session.events, settings, at, check_age=True)
+    except ValidationError as exc:
+        return validation_error(exc.errors(include_url=False))
+    except ApiError as exc:
+        return exc
+    return session
 
 
 @router.get("/session", response_model=SessionOut)
@@ -155,7 +238,7 @@ def release_batch(engine: EngineDep, body: ReleaseIn | None = None) -> dict[str,
 def batch_sessions(
     engine: EngineDep,
     batch_id: Annotated[ClientId, Query()],
-    after_number: Annotated[int, Query(ge=0)] = 0,
+    after_number: Annotated[int, Query(ge=0, le=MAX_STORED_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
 ) -> JSONResponse:
@@ -173,7 +256,7 @@ def list_batches(
     engine: EngineDep,
     status: BatchStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_STORED_INT)] = 0,
 ) -> dict[str, Any]:
     """Batch summaries, newest first."""
     with read_transaction(engine) as conn:
@@ -209,7 +292,7 @@ async def import_clickstream(
     run = ClickstreamImport(engine, settings)
     outcome = "clickstream_imported"
     try:
-        async for chunk in ndjson_chunks(request, settings.max_request_bytes, LINES_PER_CHUNK):
+        async for chunk in ndjson_chunks(request, import_chunks(run.max_line_bytes)):
             await run_in_threadpool(run.add, chunk)
     except ClientDisconnect:
         outcome = "clickstream_import_interrupted"  # the chunks stored so far stay stored

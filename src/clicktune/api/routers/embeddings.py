@@ -52,6 +52,14 @@ def _texts(body: EmbeddingsRequest, settings: Settings) -> list[str]:
         param = "input" if isinstance(body.input, str) else f"input.{index}"
         if not text.strip():
             raise ApiError(422, "invalid_request", f"{param}: must not be empty.", param)
+        if len(text) > settings.embeddings_max_chars:
+            raise ApiError(
+                422,
+                "input_too_long",
+                f"{param}: {len(text)} characters; at most {settings.embeddings_max_chars} "
+                "(CLICKTUNE_EMBEDDINGS_MAX_CHARS).",
+                param,
+            )
         if "\x00" in text or _has_lone_surrogate(text):
             raise ApiError(
                 422, "invalid_request", f"{param}: must be valid Unicode without NUL.", param

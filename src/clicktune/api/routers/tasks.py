@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, SettingsDep
 from clicktune.api.errors import ApiError, store_error
-from clicktune.api.schemas.common import ClientId, check_json_size
+from clicktune.api.schemas.common import MAX_STORED_INT, ClientId, check_json_size
 from clicktune.api.schemas.tasks import (
     MethodModelsOut,
     MethodOut,
@@ -222,7 +222,7 @@ def list_tasks(
         Query(description="Only tasks of this method; empty: all."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_STORED_INT)] = 0,
 ) -> dict[str, Any]:
     with read_transaction(engine) as conn:
         page, total = task_store.list_tasks(

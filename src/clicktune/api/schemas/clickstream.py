@@ -13,6 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from clicktune.api.errors import ApiError
 from clicktune.api.schemas.common import (
+    MAX_QUERY_CHARS,
     ClientId,
     Epoch,
     FiniteFloat,
@@ -26,6 +27,7 @@ from clicktune.store.clickstream import NewEvent, NewSession
 
 BatchStatus = Literal["collecting", "released"]
 FUTURE_TOLERANCE_S = 300.0
+MAX_SESSIONS_PER_REQUEST = 1000
 
 
 _SESSION_FIELDS = frozenset(NewSession.__annotations__)
@@ -56,7 +58,7 @@ class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session_id: ClientId
-    search_query: NonEmptyText
+    search_query: NonEmptyText = Field(max_length=MAX_QUERY_CHARS)
     search_results: list[SearchResultIn] = Field(
         description="In the order shown, position 1 first."
     )
@@ -106,6 +108,24 @@ class SessionWithEventsIn(SessionIn):
     search); the events are stored as `POST /clickstream/session/events` stores them."""
 
     events: list[EventIn] = Field(default_factory=list)
+
+
+class SessionsIn(BaseModel):
+    """`POST /clickstream/sessions`: many searches in one request, each stored on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sessions: list[SessionWithEventsIn] = Field(
+        description=f"At most {MAX_SESSIONS_PER_REQUEST:,} sessions, each with its inline events."
+    )
+
+
+class SessionsEnvelope(BaseModel):
+    """`SessionsIn` as read: the sessions stay raw until each is validated on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sessions: list[dict[str, Any]]
 
 
 class SessionImportIn(SessionWithEventsIn):
@@ -203,6 +223,18 @@ class ErrorDetail(BaseModel):
 class LineError(BaseModel):
     line: int
     error: ErrorDetail
+
+
+class SessionError(BaseModel):
+    index: int = Field(description="The session's place in `sessions`, from 0.")
+    error: ErrorDetail
+
+
+class SessionsStored(BaseModel):
+    sessions: int = Field(description="Sessions stored by this request.")
+    events: int = Field(description="Events stored by this request.")
+    duplicates: int = Field(description="Sessions and events that were already stored (ignored).")
+    errors: list[SessionError] = Field(description="The sessions refused, each by its index.")
 
 
 class ImportReport(BaseModel):

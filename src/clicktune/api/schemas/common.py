@@ -17,6 +17,10 @@ from pydantic_core import PydanticCustomError
 from clicktune.api.errors import ApiError
 
 MAX_JSON_DEPTH = 32
+MAX_QUERY_CHARS = 4096
+MAX_TEXT_CHARS = 32768
+# The largest integer both databases store: query parameters above it are refused, not a 500.
+MAX_STORED_INT = 2**63 - 1
 # Integers past this have no portable JSON meaning (and Python refuses to print the huge ones).
 _MAX_JSON_INT = 10**300
 

@@ -8,13 +8,21 @@ from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from clicktune.api.errors import ApiError
-from clicktune.api.schemas.common import ClientId, JsonObject, Text, check_json_size
+from clicktune.api.schemas.common import (
+    MAX_TEXT_CHARS,
+    ClientId,
+    JsonObject,
+    Text,
+    check_json_size,
+)
 from clicktune.settings import Settings
 from clicktune.store.items import NewItem
 
 
 class ItemBody(BaseModel):
-    text: Text | None = Field(None, description="The item's text as a whole.")
+    text: Text | None = Field(
+        None, max_length=MAX_TEXT_CHARS, description="The item's text as a whole."
+    )
     fields: JsonObject | None = Field(
         None, description="Named parts of the item (title, description, …)."
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from clicktune.api.errors import ApiError
-from clicktune.api.schemas.common import ClientId, NonEmptyText
+from clicktune.api.schemas.common import MAX_QUERY_CHARS, ClientId, NonEmptyText
 from clicktune.settings import Settings
 from clicktune.store.judgments import Judgment
 
 MAX_GRADE = 100
 """Gains are 2^grade - 1: a larger grade has no meaning a float can hold."""
-MAX_QUERY_CHARS = 4096
 
 
 class JudgmentIn(BaseModel):
