@@ -24,6 +24,8 @@ from clicktune.status import FINISHED_STATUSES, Promotion, TaskStatus
 
 API_PREFIX = "/api/v1"
 DEFAULT_ITEMS_CHUNK = 1000
+RETRY_STATUSES = frozenset({429, 503})
+LONGEST_WAIT_S = 30.0
 
 JSON = dict[str, Any]
 
@@ -64,7 +66,12 @@ class ClicktuneError(Exception):
 
 class ClicktuneClient:
     """Synchronous client; `api_key` is sent as `Authorization: Bearer` (API.md); `http` reuses
-    any `httpx.Client` (e.g. FastAPI's TestClient)."""
+    any `httpx.Client` (e.g. FastAPI's TestClient).
+
+    A `429` or `503` answer is retried up to `retries` times, waiting as `Retry-After` says or
+    `backoff_s`, doubling (every write is safe to repeat: API.md); connection failures are retried
+    by the transport. A streamed body (an import) is never resent.
+    """
 
     def __init__(
         self,
@@ -72,8 +79,12 @@ class ClicktuneClient:
         *,
         api_key: str | None = None,
         timeout: float = 60.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
         http: httpx.Client | None = None,
     ) -> None:
+        self.retries = retries
+        self.backoff_s = backoff_s
         self._owns_http = http is None
         self._http = http or httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -99,10 +110,22 @@ class ClicktuneClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, API_PREFIX + path, **kwargs)
+        content = kwargs.get("content")
+        attempts = 1 + (self.retries if content is None or isinstance(content, bytes) else 0)
+        for attempt in range(attempts):
+            response = self._http.request(method, API_PREFIX + path, **kwargs)
+            if response.status_code not in RETRY_STATUSES or attempt == attempts - 1:
+                break
+            time.sleep(self._wait_s(response, attempt))
         if response.status_code >= 400:
             raise ClicktuneError.from_response(response)
         return response
+
+    def _wait_s(self, response: httpx.Response, attempt: int) -> float:
+        """`Retry-After` (seconds) when the server gives it, else the doubling backoff."""
+        given = response.headers.get("retry-after", "")
+        wait = float(given) if given.isdigit() else self.backoff_s * 2**attempt
+        return min(wait, LONGEST_WAIT_S)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()

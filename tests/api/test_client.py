@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -197,3 +198,37 @@ def test_simulated_traffic_reaches_the_service_and_resending_is_safe(
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["session_id"] for line in lines] == [s.session_id for s in later]
     assert lines[0] == later[0].import_line()
+
+
+def test_busy_answers_are_retried_with_backoff_and_streams_never_resent() -> None:
+    answers = iter([(503, {}), (429, {"retry-after": "0"}), (200, {})])
+    seen: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        status, headers = next(answers)
+        return httpx.Response(status, headers=headers, json={"status": "ok"})
+
+    http = httpx.Client(base_url="http://clicktune", transport=httpx.MockTransport(server))
+    client = ClicktuneClient(http=http, backoff_s=0.01)
+    assert client.ping() == {"status": "ok"}
+    assert seen == ["/api/v1/ping"] * 3
+
+    def always_busy(request: httpx.Request) -> httpx.Response:
+        request.read()
+        seen.append(request.url.path)
+        return httpx.Response(503, json={"error": {"code": "busy", "message": "m", "param": None}})
+
+    busy = ClicktuneClient(
+        http=httpx.Client(base_url="http://c", transport=httpx.MockTransport(always_busy)),
+        retries=2,
+        backoff_s=0.01,
+    )
+    seen.clear()
+    with pytest.raises(ClicktuneError) as refused:
+        busy.ping()
+    assert (refused.value.status_code, len(seen)) == (503, 3)
+    seen.clear()
+    with pytest.raises(ClicktuneError):
+        busy.import_sessions([{"session_id": "s"}])
+    assert len(seen) == 1  # a streamed body cannot be sent twice

@@ -160,11 +160,16 @@ MISTAKES = [
         "invalid_request",
         "encoding_format",
     ),
+    ({"input": "x", "model": TINY_METHOD, "surprise": 1}, 422, "invalid_request", "surprise"),
+    ({"input": "x", "model": TINY_METHOD, "dimensions": 0}, 422, "invalid_request", "dimensions"),
+    ({"input": "x", "model": TINY_METHOD, "dimensions": 999}, 422, "invalid_request", "dimensions"),
+    ({"input": ["ok", "y" * 41], "model": TINY_METHOD}, 422, "input_too_long", "input.1"),
 ]
 
 
 def test_client_mistakes_get_clear_errors(psettings: Settings) -> None:
-    settings = psettings.model_copy(update={"embeddings_max_inputs": 2})
+    limits = {"embeddings_max_inputs": 2, "embeddings_max_chars": 40}
+    settings = psettings.model_copy(update=limits)
     with TestClient(create_app(settings)) as api:
         for body, status, code, param in MISTAKES:
             response = api.post("/api/v1/embeddings", json=body)

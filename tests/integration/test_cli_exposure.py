@@ -49,3 +49,9 @@ def test_an_open_api_is_not_exposed_unless_meant(tmp_path: Path) -> None:
     ui = run_cli(tmp_path, "up", CLICKTUNE_API_KEYS=f"admin:{KEY}", CLICKTUNE_MLFLOW_HOST="0.0.0.0")
     assert ui.returncode == 2 and "the MLflow UI" in ui.stderr
     assert KEY not in ui.stdout + ui.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    shown = run_cli(tmp_path, "--version")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("clicktune ")

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Response
 from sqlalchemy import Engine
 
@@ -65,6 +66,13 @@ def _texts(body: EmbeddingsRequest, settings: Settings) -> list[str]:
                 422, "invalid_request", f"{param}: must be valid Unicode without NUL.", param
             )
     return texts
+
+
+def _shortened(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """The first `dimensions` of each vector at unit length, as OpenAI's `dimensions` gives."""
+    kept = vectors[:, :dimensions]
+    norms = np.linalg.norm(kept, axis=1, keepdims=True)
+    return kept / np.where(norms == 0, 1.0, norms)
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -178,7 +186,18 @@ def create_embeddings(
     gives for the same model folder."""
     texts = _texts(body, settings)
     answering = _resolve(body, registry, engine, served, settings)
+    size = answering.model.get_embedding_dimension()
+    if body.dimensions is not None and size is not None and body.dimensions > size:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"dimensions: the model's vectors have {size} dimensions, fewer than "
+            f"{body.dimensions}.",
+            "dimensions",
+        )
     vectors, tokens = answering.embed(texts)
+    if body.dimensions is not None:
+        vectors = _shortened(vectors, body.dimensions)
     data = [
         Embedding(
             index=index,

@@ -11,7 +11,7 @@ from clicktune.api.schemas.common import ClientId, NonEmptyText
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     input: str | list[str] = Field(description="A text or a list of texts to embed.")
     model: Annotated[NonEmptyText, StringConstraints(max_length=256)] = Field(
@@ -26,6 +26,12 @@ class EmbeddingsRequest(BaseModel):
     )
     user: ClientId | None = Field(
         None, description="The end user (OpenAI's field); `<method>@ab` routes by it."
+    )
+    dimensions: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        description="Keep the first `dimensions` of each vector, scaled back to unit length.",
     )
 
     @field_validator("input", mode="before")
