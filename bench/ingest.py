@@ -118,7 +118,7 @@ class Server:
 @contextmanager
 def running_server(database_url: str, data_dir: Path) -> Iterator[Server]:
     """`clicktune api` in a subprocess, once it answers."""
-    env = instance_env(data_dir, database_url=database_url, log_level="WARNING")
+    env = instance_env(data_dir, database_url=database_url, single_host="1", log_level="WARNING")
     base = local_url(env)
     with running("api", env, base, timeout_s=60) as server:
         yield Server(base, server.pid)

@@ -642,6 +642,7 @@ def run_database(kind: str, args: argparse.Namespace) -> Outcome:
         env = instance_env(
             Path(folder) / "data",
             database_url=url,
+            single_host="1",
             api_keys=f"admin:{keys['admin']},ingest:{keys['ingest']}",
             log_level="INFO",
         )

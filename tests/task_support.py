@@ -24,7 +24,7 @@ STEPS_METHOD = "Test Steps Method"
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 90.0, what: str = "condition") -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -124,6 +124,7 @@ def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
         CLICKTUNE_WORKER_HEARTBEAT_S="0.3",
         CLICKTUNE_WORKER_POLL_S="0.1",
         CLICKTUNE_LOG_JSON="1",
+        CLICKTUNE_SINGLE_HOST="1",
     )
     env.update(overrides)
     return env

@@ -67,6 +67,15 @@ def _refuse_anonymous_exposure(settings: Settings, *, mlflow_ui: bool) -> None:
         raise typer.Exit(2)
 
 
+def _refuse_host_local_models(settings: Settings) -> None:
+    """A database shared between hosts with models kept on one host's disk would leave the
+    other hosts without the models: refused at start, with what to set instead."""
+    problem = settings.host_local_models()
+    if problem is not None:
+        typer.echo(f"Refusing to start: {problem}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def api() -> None:
     """Serve the REST API (CLICKTUNE_HOST:CLICKTUNE_PORT) in the foreground."""
@@ -76,6 +85,7 @@ def api() -> None:
 
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
+    _refuse_host_local_models(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -84,7 +94,9 @@ def worker() -> None:
     """Run a worker: claim fine-tuning tasks from the database and run them (SIGTERM stops it)."""
     from clicktune.worker.loop import run_worker
 
-    run_worker(_setup())
+    settings = _setup()
+    _refuse_host_local_models(settings)
+    run_worker(settings)
 
 
 @app.command()
@@ -96,6 +108,7 @@ def up() -> None:
     settings = _setup()
     children = up_children(settings)
     _refuse_anonymous_exposure(settings, mlflow_ui=any(c.name == "mlflow" for c in children))
+    _refuse_host_local_models(settings)
     ensure_tracking_store(settings)  # before the children that open it
     raise typer.Exit(supervise(children))
 

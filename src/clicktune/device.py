@@ -8,7 +8,32 @@ inside the functions, so importing this module stays cheap.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+
+VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+
+
+def pin_device(configured: str | None, environ: MutableMapping[str, str]) -> str:
+    """Make one device (`cpu`, `cuda`, `cuda:N`; None: the first CUDA device) the only one this
+    process can see, before torch starts CUDA, so training never spreads over every GPU of the
+    host. `N` counts among the devices visible now. Returns the `CUDA_VISIBLE_DEVICES` it set."""
+    if configured == "cpu":
+        environ[VISIBLE_DEVICES] = ""
+        return ""
+    index = int(configured.partition(":")[2] or 0) if configured else 0
+    given = environ.get(VISIBLE_DEVICES)
+    visible = [part.strip() for part in given.split(",") if part.strip()] if given else None
+    if visible is None:
+        chosen = str(index)
+    elif index < len(visible):
+        chosen = visible[index]
+    else:
+        raise ValueError(
+            f"CLICKTUNE_DEVICE={configured} names device {index}, but only {len(visible)} "
+            f"are visible ({VISIBLE_DEVICES}={given})"
+        )
+    environ[VISIBLE_DEVICES] = chosen
+    return chosen
 
 
 def default_device_type() -> str:

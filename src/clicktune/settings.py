@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow store or server; default SQLite in the data dir."
     )
+    single_host: bool = Field(
+        False,
+        description="Every process runs on this host: a shared database may then keep models "
+        "in a host-local MLflow store.",
+    )
     mlflow_host: str = Field(
         "127.0.0.1", description="Where `clicktune up` serves the (read-only) MLflow UI."
     )
@@ -74,6 +79,12 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=1, description="Largest body of POST /clickstream/sessions."
     )
 
+    device: str | None = Field(
+        None,
+        pattern=r"^(cpu|cuda(:\d+)?)$",
+        description="The one device a worker trains on: cpu, cuda or cuda:N; default the first "
+        "CUDA device, else the CPU.",
+    )
     worker_lease_s: float = Field(
         60.0, description="How long a claimed task stays leased without a heartbeat."
     )
@@ -167,6 +178,26 @@ class Settings(BaseSettings):
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
 
+    def host_local_models(self) -> str | None:
+        """Why this configuration would keep models on one host's disk while its database is
+        shared with other hosts; None when it does not (or `single_host` says all is here)."""
+        if self.single_host or self.effective_database_url.startswith("sqlite"):
+            return None
+        scheme = urlsplit(self.effective_mlflow_tracking_uri).scheme
+        if scheme in REMOTE_TRACKING_SCHEMES:
+            return None
+        where = (
+            "the default MLflow store in the data dir"
+            if self.mlflow_tracking_uri is None
+            else f"CLICKTUNE_MLFLOW_TRACKING_URI ({scheme or 'a path'}: a store without a server)"
+        )
+        return (
+            f"The database is shared (CLICKTUNE_DATABASE_URL is not SQLite), but models would go "
+            f"to {where}, on this host's disk: a worker or API on another host could not load "
+            "them. Point CLICKTUNE_MLFLOW_TRACKING_URI at an MLflow server that serves artifacts "
+            "(http://…), or set CLICKTUNE_SINGLE_HOST=1 if every process runs on this host."
+        )
+
     @property
     def mlflow_artifacts_dir(self) -> Path:
         return (self.data_dir / "mlartifacts").resolve()
@@ -184,6 +215,10 @@ class Settings(BaseSettings):
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+REMOTE_TRACKING_SCHEMES = frozenset({"http", "https", "databricks"})
+"""Tracking URIs that name a server every host reaches (models travel through it)."""
 
 
 def parse_api_keys(value: str) -> dict[str, ApiRole]:

@@ -55,3 +55,16 @@ def test_version(tmp_path: Path) -> None:
     shown = run_cli(tmp_path, "--version")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("clicktune ")
+
+
+def test_a_shared_database_with_models_on_this_host_is_refused(tmp_path: Path) -> None:
+    shared = "postgresql+psycopg://ct@db.internal:5432/ct"
+    for command in ("worker", "api", "up"):
+        refused = run_cli(tmp_path, command, CLICKTUNE_DATABASE_URL=shared)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "CLICKTUNE_SINGLE_HOST=1" in refused.stderr
+        assert "CLICKTUNE_MLFLOW_TRACKING_URI" in refused.stderr
+    local_file = run_cli(
+        tmp_path, "worker", CLICKTUNE_DATABASE_URL=shared, CLICKTUNE_MLFLOW_TRACKING_URI="/srv/ml"
+    )
+    assert local_file.returncode == 2

@@ -183,6 +183,7 @@ def test_no_key_or_password_on_a_command_line_in_health_or_logs(
         CLICKTUNE_API_KEYS=f"admin:{key}",
         CLICKTUNE_DATABASE_URL=store.render_as_string(hide_password=False),
         CLICKTUNE_MLFLOW_TRACKING_URI=tracking.render_as_string(hide_password=False),
+        CLICKTUNE_SINGLE_HOST="1",
     )
     try:
         service.worker_pid()

@@ -38,3 +38,18 @@ def test_every_runtime_import_is_a_declared_dependency() -> None:
         if not declared.intersection(_normalized(d) for d in providers.get(package, [package]))
     )
     assert undeclared == []
+
+
+def test_extras_are_pinned_as_the_constraints_say() -> None:
+    """`pip install clicktune[s3]` gets the versions the constraints file was checked with."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    pins = {
+        _normalized(line.split("==")[0]): line.split("==")[1]
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    assert "s3" in extras
+    for requirement in (r for extra in extras.values() for r in extra):
+        name, _, version = requirement.partition("==")
+        assert pins.get(_normalized(name)) == version, requirement

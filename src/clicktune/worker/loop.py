@@ -19,6 +19,7 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
+from clicktune.device import pin_device
 from clicktune.errors import TaskCanceled, TaskFailed
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
@@ -294,6 +295,8 @@ class _Heartbeat(threading.Thread):
 
 def run_worker(settings: Settings) -> None:
     """The `clicktune worker` process: migrate, load the methods, loop until SIGTERM/SIGINT."""
+    visible = pin_device(settings.device, os.environ)
+    log.info("worker_device", device=settings.device or "default", cuda_visible_devices=visible)
     settings.ensure_data_dir()
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
