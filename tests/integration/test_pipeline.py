@@ -129,6 +129,9 @@ def test_two_iterations_on_the_real_stack(
         assert run.data.tags["params_hash"] == params_hash(params)
         losses = client.get_metric_history(run.info.run_id, "train_loss")
         assert [m.step for m in losses] == list(range(1, len(losses) + 1))
+        for logged in ("learning_rate", "grad_norm", "epoch"):
+            history = client.get_metric_history(run.info.run_id, logged)
+            assert [m.step for m in history] == [m.step for m in losses], logged
         evaluations = client.get_metric_history(run.info.run_id, "judged_ndcg_at_10")
         assert len(evaluations) == params["num_train_epochs"]
         if client.list_artifacts(run.info.run_id, "model"):

@@ -32,7 +32,15 @@ if TYPE_CHECKING:
 
 
 MetricsSink = Callable[[Mapping[str, float], int], None]
-"""Receives metrics (`train_loss`, the evaluator's `<set>_<metric>`) with their optimizer step."""
+"""Receives metrics (`train_loss`, `learning_rate`, `grad_norm`, `epoch`, the evaluator's
+`<set>_<metric>`) with their optimizer step."""
+TRAINER_LOGS = {
+    "loss": "train_loss",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+    "epoch": "epoch",
+}
+"""What the trainer logs at each step, as the run's metrics name it."""
 
 
 class RunCallback(TrainerCallback):
@@ -86,7 +94,8 @@ class RunCallback(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         if logs and "loss" in logs:
-            self.on_metrics({"train_loss": float(logs["loss"])}, state.global_step)
+            logged = {name: float(logs[key]) for key, name in TRAINER_LOGS.items() if key in logs}
+            self.on_metrics(logged, state.global_step)
 
     def on_evaluate(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
