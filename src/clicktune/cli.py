@@ -86,7 +86,13 @@ def api() -> None:
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
     _refuse_host_local_models(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info" if settings.access_log else "warning",
+        access_log=settings.access_log,
+    )
 
 
 @app.command()

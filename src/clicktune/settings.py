@@ -131,6 +131,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of every process.")
     log_json: bool = Field(False, description="Logs as JSON lines instead of key=value text.")
+    access_log: bool = Field(False, description="The API logs a line per request (uvicorn's).")
 
     @field_validator("api_keys")
     @classmethod

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Security
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clicktune import __version__
-from clicktune.api.auth import ApiKeyAuth, bearer
+from clicktune.api.auth import API_PREFIX, METRICS_PATH, ApiKeyAuth, bearer
 from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
+from clicktune.api.metrics import ApiMetrics, RequestMetrics
 from clicktune.api.routers import (
     clickstream,
     embeddings,
@@ -27,7 +30,6 @@ from clicktune.settings import Settings, get_settings
 from clicktune.store.engine import make_engine, migrate
 
 log = get_logger(__name__)
-PREFIX = "/api/v1"
 
 ROUTERS = (
     service.router,
@@ -67,16 +69,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Security(bearer)],
     )
     app.state.settings = settings
+    metrics = app.state.metrics = ApiMetrics(lambda: getattr(app.state, "engine", None))
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         limits=body_limits(settings),
-        streamed_paths=frozenset({f"{PREFIX}/clickstream/import"}),
+        streamed_paths=frozenset({f"{API_PREFIX}/clickstream/import"}),
     )
-    app.add_middleware(ApiKeyAuth, keys=settings.api_key_roles)  # outermost: runs first
+    app.add_middleware(ApiKeyAuth, keys=settings.api_key_roles)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts refusals too
     for router in ROUTERS:
-        app.include_router(router, prefix=PREFIX)
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get(METRICS_PATH, tags=["service"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        """Prometheus text format: requests, sessions and events stored, embeddings served by
+        model version, tasks by status, queue depth, task run time (an admin key when keys
+        are set)."""
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
@@ -88,6 +100,6 @@ def body_limits(settings: Settings) -> dict[str, int]:
         "/clickstream/session/irrelevant",
         "/clickstream/interleave",
     )
-    limits = {f"{PREFIX}{path}": settings.max_session_bytes for path in one_search}
-    limits[f"{PREFIX}/clickstream/sessions"] = settings.max_sessions_batch_bytes
+    limits = {f"{API_PREFIX}{path}": settings.max_session_bytes for path in one_search}
+    limits[f"{API_PREFIX}/clickstream/sessions"] = settings.max_sessions_batch_bytes
     return limits

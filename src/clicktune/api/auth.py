@@ -21,6 +21,7 @@ from clicktune.settings import ApiRole
 log = get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+METRICS_PATH = "/metrics"
 OPEN_ROUTES = frozenset({("GET", f"{API_PREFIX}/ping")})
 INGEST_ROUTES = frozenset(
     ("POST", f"{API_PREFIX}{path}")
@@ -77,7 +78,7 @@ class ApiKeyAuth:
         path: str = scope["path"]
         if (scope["method"], path) in OPEN_ROUTES:
             return False
-        return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
+        return path in (METRICS_PATH, API_PREFIX) or path.startswith(f"{API_PREFIX}/")
 
 
 def _bearer_token(scope: Scope) -> str:

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from clicktune.api.bodies import require_json
+from clicktune.api.metrics import ApiMetrics
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.tracking.serving import ServedModels
@@ -32,6 +33,10 @@ async def get_registry(request: Request) -> MethodRegistry:
     return request.app.state.methods
 
 
+async def get_metrics(request: Request) -> ApiMetrics:
+    return request.app.state.metrics
+
+
 async def get_served_models(request: Request) -> ServedModels:
     """The app's model cache, made on first use (so the API starts without torch)."""
     state = request.app.state
@@ -45,5 +50,6 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[MethodRegistry, Depends(get_registry)]
 ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 JSON_BODY = [Depends(require_json)]
 """`dependencies=` of a route whose body must be JSON (415 otherwise)."""

@@ -197,13 +197,22 @@ def content_hash(session: NewSession) -> str:
 # --- sessions -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RegisteredSession:
+    view: dict[str, Any]
+    """The session as stored, with all its events."""
+    created: bool
+    """Stored by this call (False: a retry of a stored session)."""
+    events_stored: int
+
+
 def register_session(
     conn: Connection, session: NewSession, new_events: Sequence[NewEvent] = ()
-) -> tuple[dict[str, Any], bool]:
+) -> RegisteredSession:
     """Store a new session in the collecting batch with its `new_events`; a repeat with the same
     content is a retry (its events are added as `add_events` adds them).
 
-    Returns the stored session and whether it was created now. Raises `SessionConflict` when the
+    Raises `SessionConflict` when the
     session_id is taken by different content, `UnknownObject` for an event on an object the
     session did not show (the caller's transaction then stores nothing).
     """
@@ -227,9 +236,9 @@ def register_session(
             raise
         if stored.content_hash != digest:
             raise SessionConflict(session["session_id"]) from None
-        if new_events:
-            add_events(conn, stored.session_id, new_events)
-        return _session_view(stored, _session_events(conn, stored.session_id)), False
+        accepted = add_events(conn, stored.session_id, new_events)[0] if new_events else 0
+        view = _session_view(stored, _session_events(conn, stored.session_id))
+        return RegisteredSession(view, created=False, events_stored=accepted)
     # A new session: its events are all new, and it is answered from what was just written.
     shown = {result["object_id"] for result in session["search_results"]}
     for index, event in enumerate(new_events):
@@ -241,7 +250,8 @@ def register_session(
     if rows:
         conn.execute(insert(events), rows)
     views = [{name: event[name] for name in _EVENT_VIEW_FIELDS} for event in rows]
-    return {**_session_fields(row), "is_irrelevant": False, "events": views}, True
+    view = {**_session_fields(row), "is_irrelevant": False, "events": views}
+    return RegisteredSession(view, created=True, events_stored=len(rows))
 
 
 def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:

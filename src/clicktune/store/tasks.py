@@ -326,6 +326,34 @@ def list_tasks(
     return [Task.from_row(r) for r in rows], total
 
 
+@dataclass(frozen=True)
+class StatusCount:
+    """Tasks in one status; for finished ones, how long they ran in all (`started_at` to
+    `finished_at`)."""
+
+    status: str
+    tasks: int
+    ran: int
+    run_seconds: float
+
+
+def task_statistics(conn: Connection) -> list[StatusCount]:
+    """Tasks by status, with the run time of those that started and finished."""
+    ran = and_(tasks.c.started_at.is_not(None), tasks.c.finished_at.is_not(None))
+    rows = conn.execute(
+        select(
+            tasks.c.status,
+            func.count(),
+            func.count().filter(ran),
+            func.coalesce(func.sum(tasks.c.finished_at - tasks.c.started_at).filter(ran), 0.0),
+        ).group_by(tasks.c.status)
+    )
+    return [
+        StatusCount(status, count, finished, float(seconds))
+        for status, count, finished, seconds in rows
+    ]
+
+
 def _set_status(
     conn: Connection,
     task_id: str,

@@ -20,7 +20,7 @@ from clicktune.api.bodies import (
     raw_body,
     unsupported_media_type,
 )
-from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
+from clicktune.api.deps import JSON_BODY, EngineDep, MetricsDep, SettingsDep
 from clicktune.api.errors import ApiError, error_body, store_error, validation_error
 from clicktune.api.imports import ClickstreamImport, import_chunks
 from clicktune.api.schemas.clickstream import (
@@ -74,7 +74,7 @@ def _api_error(error: store.ClickstreamError) -> ApiError:
     responses={200: {"model": SessionOut, "description": "Already registered (a safe retry)."}},
 )
 def register_session(
-    body: SessionWithEventsIn, engine: EngineDep, settings: SettingsDep
+    body: SessionWithEventsIn, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> JSONResponse:
     """Register a search session in the collecting batch (201; 200 when it is a retry), with its
     inline `events`, all or nothing; an event_id already stored is a duplicate."""
@@ -84,10 +84,12 @@ def register_session(
     new_events = [event.to_new_event() for event in body.events]
     try:
         with write_transaction(engine) as conn:
-            session, created = store.register_session(conn, body.to_new_session(), new_events)
+            registered = store.register_session(conn, body.to_new_session(), new_events)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
-    return JSONResponse(session, status_code=201 if created else 200)
+    metrics.sessions.inc(int(registered.created))
+    metrics.events.inc(registered.events_stored)
+    return JSONResponse(registered.view, status_code=201 if registered.created else 200)
 
 
 @router.post(
@@ -97,7 +99,10 @@ def register_session(
     openapi_extra=documented_body(application_json=SessionsIn),
 )
 def register_sessions(
-    raw: Annotated[bytes, Depends(raw_body)], engine: EngineDep, settings: SettingsDep
+    raw: Annotated[bytes, Depends(raw_body)],
+    engine: EngineDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> dict[str, Any]:
     """Register many sessions, each with its inline `events`, in one request: each is checked and
     stored on its own as `POST /clickstream/session` would, a bad one reported by its index and
@@ -119,6 +124,8 @@ def register_sessions(
         with write_transaction(engine) as conn:
             result = store.import_sessions(conn, lines)
         errors += [(index, _api_error(error)) for index, error in result.errors]
+    metrics.sessions.inc(result.sessions)
+    metrics.events.inc(result.events)
     log.info(
         "clickstream_sessions_stored",
         sessions=result.sessions,
@@ -189,7 +196,9 @@ def _get_session(engine: Engine, session_id: str) -> JSONResponse:
 
 
 @router.post("/session/events", response_model=EventsAccepted, dependencies=JSON_BODY)
-def add_events(body: EventsIn, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+def add_events(
+    body: EventsIn, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+) -> JSONResponse:
     """Add events to a session, all or nothing; an event_id already stored is a duplicate."""
     check_events(body.events, settings, current_time(), check_age=True)
     new_events = [event.to_new_event() for event in body.events]
@@ -198,6 +207,7 @@ def add_events(body: EventsIn, engine: EngineDep, settings: SettingsDep) -> JSON
             accepted, duplicates = store.add_events(conn, body.session_id, new_events)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
+    metrics.events.inc(accepted)
     return JSONResponse({"accepted": accepted, "duplicates": duplicates})
 
 
@@ -280,7 +290,7 @@ def get_batch(batch_id: ClientId, engine: EngineDep) -> dict[str, Any]:
     openapi_extra=documented_body(application_x_ndjson=SessionImportIn),
 )
 async def import_clickstream(
-    request: Request, engine: EngineDep, settings: SettingsDep
+    request: Request, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> dict[str, Any]:
     """Bulk import of historical logs: NDJSON, one session with its `events` per line.
 
@@ -297,6 +307,8 @@ async def import_clickstream(
     except ClientDisconnect:
         outcome = "clickstream_import_interrupted"  # the chunks stored so far stay stored
     report = run.report()
+    metrics.sessions.inc(report["sessions"])
+    metrics.events.inc(report["events"])
     log.info(
         outcome,
         sessions=report["sessions"],

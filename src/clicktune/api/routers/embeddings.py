@@ -15,7 +15,13 @@ import numpy as np
 from fastapi import APIRouter, Response
 from sqlalchemy import Engine
 
-from clicktune.api.deps import EngineDep, RegistryDep, ServedModelsDep, SettingsDep
+from clicktune.api.deps import (
+    EngineDep,
+    MetricsDep,
+    RegistryDep,
+    ServedModelsDep,
+    SettingsDep,
+)
 from clicktune.api.errors import ApiError
 from clicktune.api.routers.models import task_with_model
 from clicktune.api.schemas.embeddings import (
@@ -181,6 +187,7 @@ def create_embeddings(
     registry: RegistryDep,
     engine: EngineDep,
     served: ServedModelsDep,
+    metrics: MetricsDep,
 ) -> EmbeddingsResponse:
     """Embed `input` with `model`; the vectors are what `SentenceTransformer(folder).encode`
     gives for the same model folder."""
@@ -196,6 +203,7 @@ def create_embeddings(
             "dimensions",
         )
     vectors, tokens = answering.embed(texts)
+    metrics.embeddings.labels(answering.version).inc(len(texts))
     if body.dimensions is not None:
         vectors = _shortened(vectors, body.dimensions)
     data = [
