@@ -109,6 +109,17 @@ def prepare(tmp_path: Path, sessions: list[dict[str, Any]], **overrides: Any) ->
     return prepare_examples(sessions, **options)
 
 
+def test_judged_queries_are_never_trained_on(tmp_path: Path) -> None:
+    data = prepare(tmp_path, shop_sessions(queries=20))
+    train_keys = sorted({record[0] for record in data.iter_examples(test=False)})
+    test_keys = set(data.test_queries)
+    judged = [train_keys[0].upper(), f"  {train_keys[1]} ", next(iter(test_keys)), "never clicked"]
+    assert data.hold_out(judged) == 2 * 2  # two training queries, two positives each
+    kept = {record[0] for record in data.iter_examples(test=False)}
+    assert kept == set(train_keys[2:])
+    assert {record[0] for record in data.iter_examples(test=True)} == test_keys  # untouched
+
+
 def test_split_holds_out_a_fifth_of_queries_by_normalized_query(tmp_path: Path) -> None:
     data = prepare(tmp_path, shop_sessions(queries=20))
     assert data.stats.labelled_queries == 20

@@ -128,18 +128,28 @@ class PreparedData:
     stats: PreparationStats
     missing_examples: list[str] = field(default_factory=list)
     """A few object ids without content, to name in the warning."""
+    held_out_keys: frozenset[str] = frozenset()
+    """Query keys kept out of training whatever the split: the queries of the task's judged set,
+    which judge the trained model and must not have taught it."""
 
     def is_test(self, query_key: str) -> bool:
         return query_hash(self.split_seed, query_key) <= self.test_cutoff
 
     def iter_examples(self, *, test: bool) -> Iterator[list[Any]]:
-        """Records of one side of the split, without their hash: `[query_key, query, …]`."""
+        """Records of one side of the split, without their hash: `[query_key, query, …]`; the
+        training side leaves out `held_out_keys`."""
         cutoff = self.test_cutoff
+        held_out = self.held_out_keys
         with self.examples_path.open(encoding="utf-8") as lines:
             for line in lines:
                 record = json.loads(line)
-                if (record[0] <= cutoff) == test:
+                if (record[0] <= cutoff) == test and (test or record[1] not in held_out):
                     yield record[1:]
+
+    def hold_out(self, queries: Iterable[str]) -> int:
+        """Keep `queries` out of training; returns how many training positives that removes."""
+        self.held_out_keys = frozenset(normalize_query(query) for query in queries)
+        return self.stats.train_positives - sum(1 for _ in self.iter_examples(test=False))
 
 
 def query_hash(seed: int, query_key: str) -> int:
