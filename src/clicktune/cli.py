@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -41,6 +42,14 @@ def main(
     """Turn search clickstream into better embedding models."""
 
 
+def _set_options(**options: object) -> None:
+    """Command-line options, given, win over their `CLICKTUNE_*` variables (and are checked
+    like them)."""
+    for name, value in options.items():
+        if value is not None:
+            os.environ[f"CLICKTUNE_{name.upper()}"] = str(value)
+
+
 def _setup() -> Settings:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json, settings.secrets)
@@ -77,12 +86,20 @@ def _refuse_host_local_models(settings: Settings) -> None:
 
 
 @app.command()
-def api() -> None:
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Where to listen (CLICKTUNE_HOST).", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="The port (CLICKTUNE_PORT).", show_default=False)
+    ] = None,
+) -> None:
     """Serve the REST API (CLICKTUNE_HOST:CLICKTUNE_PORT) in the foreground."""
     import uvicorn
 
     from clicktune.api.app import create_app
 
+    _set_options(host=host, port=port)
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
     _refuse_host_local_models(settings)
@@ -96,10 +113,16 @@ def api() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu, cuda or cuda:N (CLICKTUNE_DEVICE).", show_default=False),
+    ] = None,
+) -> None:
     """Run a worker: claim fine-tuning tasks from the database and run them (SIGTERM stops it)."""
     from clicktune.worker.loop import run_worker
 
+    _set_options(device=device)
     settings = _setup()
     _refuse_host_local_models(settings)
     run_worker(settings)

@@ -68,3 +68,12 @@ def test_a_shared_database_with_models_on_this_host_is_refused(tmp_path: Path) -
         tmp_path, "worker", CLICKTUNE_DATABASE_URL=shared, CLICKTUNE_MLFLOW_TRACKING_URI="/srv/ml"
     )
     assert local_file.returncode == 2
+
+
+def test_options_win_over_variables_and_are_checked_like_them(tmp_path: Path) -> None:
+    exposed = run_cli(tmp_path, "api", "--host", "0.0.0.0", CLICKTUNE_HOST="127.0.0.1")
+    assert exposed.returncode == 2
+    assert "the API on 0.0.0.0 without CLICKTUNE_API_KEYS" in exposed.stderr
+    bad_device = run_cli(tmp_path, "worker", "--device", "gpu")
+    assert bad_device.returncode != 0
+    assert "device" in bad_device.stderr
