@@ -63,7 +63,7 @@ def test_release_racing_registrations_keeps_every_session_once(engine: Engine) -
         registered = []
         for n in range(SESSIONS_EACH):
             session_id = f"w{worker}-s{n}"
-            assert write(engine, store.register_session, new_session(session_id))[1]
+            assert write(engine, store.register_session, new_session(session_id)).created
             write(engine, store.add_events, session_id, [click("e-1"), click("e-2", "o-1")])
             if n % 5 == 0:
                 write(engine, store.mark_irrelevant, session_id)
@@ -144,7 +144,10 @@ def test_concurrent_releases_with_one_release_id_answer_one_batch(engine: Engine
 
 def test_concurrent_retries_of_a_session_and_its_events(engine: Engine) -> None:
     created = run_together(
-        [lambda: write(engine, store.register_session, new_session("twin"))[1] for _ in range(6)]
+        [
+            lambda: write(engine, store.register_session, new_session("twin")).created
+            for _ in range(6)
+        ]
     )
     assert sorted(created) == [False] * 5 + [True]
     ids = [f"e-{n}" for n in range(20)]
