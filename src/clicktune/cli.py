@@ -95,14 +95,14 @@ def api(
     ] = None,
 ) -> None:
     """Serve the REST API (CLICKTUNE_HOST:CLICKTUNE_PORT) in the foreground."""
-    import uvicorn
-
-    from clicktune.api.app import create_app
-
     _set_options(host=host, port=port)
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
     _refuse_host_local_models(settings)
+    import uvicorn
+
+    from clicktune.api.app import create_app
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -120,11 +120,11 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker: claim fine-tuning tasks from the database and run them (SIGTERM stops it)."""
-    from clicktune.worker.loop import run_worker
-
     _set_options(device=device)
     settings = _setup()
     _refuse_host_local_models(settings)
+    from clicktune.worker.loop import run_worker
+
     run_worker(settings)
 
 
