@@ -348,22 +348,28 @@ def test_cancel_during_training_stops_the_worker_and_leaves_no_folders(
     assert not any(e["message"].startswith("Run run-1 finished") for e in events(engine, task_id))
 
 
-@pytest.mark.skip(
-    reason="flaky since judged queries are held out of training: run-2 can finish before the "
-    "test sees its checkpoint; to be reworked to wait on a run started event"
-)
 def test_a_reclaimed_task_resumes_without_rerunning_finished_runs(
     engine: Engine, psettings: Settings, tmp_path: Path
 ) -> None:
     shop = Shop()
-    batch = load_batch(engine, shop, shop.sessions(per_query=4))
+    # Judged queries are kept out of training: enough sessions that run-2 outlasts the
+    # tiny method's one-second checkpoint interval several times over.
+    batch = load_batch(engine, shop, shop.sessions(per_query=12))
     golden = load_judged_set(engine, "golden", shop.judgments())
     task_id = create_task(
         engine, batch, validation_set=golden, num_train_epochs=3, per_device_train_batch_size=4
     )
     run_2 = psettings.work_dir / task_id / "iteration" / "runs" / "run-2" / "checkpoints"
     with workers(psettings, tmp_path, **worker_options()) as [first]:
-        wait_for(lambda: list(run_2.glob("checkpoint-*/trainer_state.json")), 300, "run-2")
+        wait_for(
+            lambda: (
+                list(run_2.glob("checkpoint-*/trainer_state.json"))
+                or task_in(engine, task_id, "done", "error")
+            ),
+            300,
+            "a checkpoint of run-2",
+        )
+        assert task_row(engine, task_id).status == "processing"
         first.signal(signal.SIGKILL)
         first.wait()
     client = make_client(psettings)
