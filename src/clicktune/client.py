@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 import httpx
 
+from clicktune.api_paths import API_PREFIX
 from clicktune.status import FINISHED_STATUSES, Promotion, TaskStatus
 
-API_PREFIX = "/api/v1"
 DEFAULT_ITEMS_CHUNK = 1000
 RETRY_STATUSES = frozenset({429, 503})
 LONGEST_WAIT_S = 30.0

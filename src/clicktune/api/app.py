@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clicktune import __version__
-from clicktune.api.auth import API_PREFIX, METRICS_PATH, ApiKeyAuth, bearer
+from clicktune.api.auth import ApiKeyAuth, bearer
 from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
 from clicktune.api.metrics import ApiMetrics, RequestMetrics
@@ -24,6 +24,8 @@ from clicktune.api.routers import (
     service,
     tasks,
 )
+from clicktune.api.session_writer import SessionWriter
+from clicktune.api_paths import API_PREFIX, METRICS_PATH
 from clicktune.logs import get_logger
 from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings, get_settings
@@ -53,10 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(engine)
         app.state.engine = engine
         app.state.methods = load_registry(settings)
+        writer = app.state.session_writer = SessionWriter(engine, metrics)
+        writer.start()
         log.info("api_started", database=engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            writer.stop()
             engine.dispose()
 
     app = FastAPI(

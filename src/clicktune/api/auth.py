@@ -15,13 +15,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clicktune.api.errors import error_body
+from clicktune.api_paths import API_PREFIX, METRICS_PATH
 from clicktune.logs import get_logger
 from clicktune.settings import ApiRole
 
 log = get_logger(__name__)
 
-API_PREFIX = "/api/v1"
-METRICS_PATH = "/metrics"
 OPEN_ROUTES = frozenset({("GET", f"{API_PREFIX}/ping")})
 INGEST_ROUTES = frozenset(
     ("POST", f"{API_PREFIX}{path}")

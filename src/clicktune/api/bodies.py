@@ -197,7 +197,18 @@ def parse_line(
 ) -> Model | ApiError:
     """One JSON object as `model` (then `check`ed), or the error an endpoint would answer."""
     try:
-        value = model.model_validate_json(raw)
+        try:
+            value = model.model_validate_json(raw)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] != "json_invalid":
+                raise
+            # pydantic's parser refuses escaped lone surrogates ("\ud800"), which are JSON:
+            # Python's decodes them and the model names the field that cannot hold one.
+            try:
+                decoded = json.loads(raw)
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to be a body
+                raise exc from None
+            value = model.model_validate(decoded)
         if check is not None:
             check(value)
     except ValidationError as exc:

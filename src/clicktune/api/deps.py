@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from clicktune.api.bodies import require_json
 from clicktune.api.metrics import ApiMetrics
+from clicktune.api.session_writer import SessionWriter
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.tracking.serving import ServedModels
@@ -37,6 +38,10 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
+async def get_session_writer(request: Request) -> SessionWriter:
+    return request.app.state.session_writer
+
+
 async def get_served_models(request: Request) -> ServedModels:
     """The app's model cache, made on first use (so the API starts without torch)."""
     state = request.app.state
@@ -51,5 +56,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[MethodRegistry, Depends(get_registry)]
 ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+SessionWriterDep = Annotated[SessionWriter, Depends(get_session_writer)]
 JSON_BODY = [Depends(require_json)]
 """`dependencies=` of a route whose body must be JSON (415 otherwise)."""

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clicktune.api.auth import API_PREFIX
+from clicktune.api_paths import API_PREFIX
 from clicktune.status import TaskStatus
 from clicktune.store.engine import read_transaction
 from clicktune.store.tasks import task_statistics
@@ -131,4 +131,6 @@ def _route_label(scope: Scope) -> str:
     route = getattr(scope.get("route"), "path", None)
     if route is None:
         return UNROUTED
-    return f"{API_PREFIX}{route}" if scope["path"].startswith(f"{API_PREFIX}/") else route
+    if route.startswith(f"{API_PREFIX}/") or not scope["path"].startswith(f"{API_PREFIX}/"):
+        return route
+    return f"{API_PREFIX}{route}"

@@ -62,6 +62,14 @@ _LOCK_SESSION = (
     .where(sessions.c.session_id == bindparam("session_id"))
     .with_for_update(read=True, key_share=True, of=batches)
 )
+_LOCK_SESSIONS = (
+    select(
+        sessions.c.session_id, sessions.c.content_hash, sessions.c.search_results, batches.c.status
+    )
+    .select_from(sessions.join(batches, sessions.c.batch_id == batches.c.batch_id))
+    .where(sessions.c.session_id.in_(bindparam("session_ids", expanding=True)))
+    .with_for_update(read=True, key_share=True, of=batches)
+)
 # sqlite3 sums an executemany's row counts (the fast path); psycopg does not, so PostgreSQL
 # counts the rows its INSERT returns.
 _INSERT_NEW_EVENTS = {
@@ -124,6 +132,8 @@ class ImportResult:
     events: int = 0
     duplicates: int = 0
     errors: list[tuple[int, ClickstreamError]] = field(default_factory=list)
+    created: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+    """By line: the session row this chunk stored and the event rows that line brought."""
 
 
 class ClickstreamError(Exception):
@@ -203,7 +213,6 @@ class RegisteredSession:
     """The session as stored, with all its events."""
     created: bool
     """Stored by this call (False: a retry of a stored session)."""
-    events_stored: int
 
 
 def register_session(
@@ -212,46 +221,37 @@ def register_session(
     """Store a new session in the collecting batch with its `new_events`; a repeat with the same
     content is a retry (its events are added as `add_events` adds them).
 
-    Raises `SessionConflict` when the
-    session_id is taken by different content, `UnknownObject` for an event on an object the
-    session did not show (the caller's transaction then stores nothing).
+    Raises `SessionConflict` when the session_id is taken by different content, `UnknownObject`
+    for an event on an object the session did not show (nothing of the session is stored).
     """
-    digest = content_hash(session)
-    received_at = current_time()
-    row: dict[str, Any] = {
-        **session,
-        "served_by": session.get("served_by"),
-        "created_at": received_at if session["created_at"] is None else session["created_at"],
-        "received_at": received_at,
-        "content_hash": digest,
-    }
-    try:
-        with conn.begin_nested():
-            row["batch_id"], row["session_number"] = _take_session_numbers(conn, 1)
-            conn.execute(_INSERT_SESSIONS, row)
-    except IntegrityError:
-        # The insert found the session_id taken: a retry, a conflict, or a concurrent twin.
-        stored = conn.execute(_session_query(session["session_id"])).first()
-        if stored is None:
-            raise
-        if stored.content_hash != digest:
-            raise SessionConflict(session["session_id"]) from None
-        accepted = add_events(conn, stored.session_id, new_events)[0] if new_events else 0
-        view = _session_view(stored, _session_events(conn, stored.session_id))
-        return RegisteredSession(view, created=False, events_stored=accepted)
-    # A new session: its events are all new, and it is answered from what was just written.
-    shown = {result["object_id"] for result in session["search_results"]}
-    for index, event in enumerate(new_events):
-        if event["object_id"] not in shown:
-            raise UnknownObject(event["object_id"], f"events.{index}.object_id")
-    rows = _event_rows(
-        session["session_id"], _first_of_each_event_id(new_events), False, received_at
-    )
-    if rows:
-        conn.execute(insert(events), rows)
-    views = [{name: event[name] for name in _EVENT_VIEW_FIELDS} for event in rows]
-    view = {**_session_fields(row), "is_irrelevant": False, "events": views}
-    return RegisteredSession(view, created=True, events_stored=len(rows))
+    [outcome], _ = register_sessions(conn, [ImportLine(0, session, list(new_events))])
+    if isinstance(outcome, ClickstreamError):
+        raise outcome
+    return outcome
+
+
+def register_sessions(
+    conn: Connection, lines: Sequence[ImportLine]
+) -> tuple[list[RegisteredSession | ClickstreamError], ImportResult]:
+    """Many registrations in one transaction (the API's group commit): each line's outcome as
+    `register_session` gives it, in order, and what they stored in all. A new session is
+    answered from what was written; a retry is read back, with the events stored before it."""
+    result = import_sessions(conn, lines)
+    errors = dict(result.errors)
+    outcomes: list[RegisteredSession | ClickstreamError] = []
+    for line in lines:
+        if line.line in errors:
+            outcomes.append(errors[line.line])
+        elif (created := result.created.get(line.line)) is not None:
+            row, event_rows = created
+            views = [{name: event[name] for name in _EVENT_VIEW_FIELDS} for event in event_rows]
+            view = {**_session_fields(row), "is_irrelevant": False, "events": views}
+            outcomes.append(RegisteredSession(view, created=True))
+        else:
+            stored = get_session(conn, line.session["session_id"])
+            assert stored is not None
+            outcomes.append(RegisteredSession(stored, created=False))
+    return outcomes, result
 
 
 def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
@@ -304,6 +304,9 @@ def import_sessions(conn: Connection, lines: Sequence[ImportLine]) -> ImportResu
     ignored); with different content it is a `SessionConflict`. A line with an event on an
     object_id its session did not show stores nothing (`UnknownObject`).
     """
+    if conn.dialect.name == "sqlite":
+        # The write transaction holds the database's write lock: no concurrent insert can race.
+        return _import_chunk(conn, lines)
     for attempt in range(_RACE_RETRIES):
         try:
             with conn.begin_nested():
@@ -330,7 +333,7 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
     received_at = current_time()
     known: dict[str, _KnownSession] = {}
     session_ids = list({line.session["session_id"] for line in lines})
-    for stored in conn.execute(_locked_sessions_query(session_ids)):
+    for stored in conn.execute(_LOCK_SESSIONS, {"session_ids": session_ids}):
         known[stored.session_id] = _KnownSession(
             content_hash=stored.content_hash,
             shown={r["object_id"] for r in stored.search_results},
@@ -354,6 +357,7 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
             error = UnknownObject(line.events[unknown]["object_id"], f"events.{unknown}.object_id")
             result.errors.append((line.line, error))
             continue
+        created_here = state is None
         if state is None:
             created_at = received_at if session["created_at"] is None else session["created_at"]
             new_row = {
@@ -380,7 +384,10 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
         ]
         state.event_ids.update(e["event_id"] for e in fresh)
         result.duplicates += len(line.events) - len(fresh)
-        event_rows += _event_rows(session_id, fresh, state.post_release, received_at)
+        line_rows = _event_rows(session_id, fresh, state.post_release, received_at)
+        if created_here:
+            result.created[line.line] = (new_row, line_rows)
+        event_rows += line_rows
     if new_rows:
         batch_id, last_number = _take_session_numbers(conn, len(new_rows))
         first_number = last_number - len(new_rows) + 1
@@ -426,20 +433,6 @@ def _open_collecting_batch(conn: Connection) -> None:
 def _lock_session(conn: Connection, session_id: str) -> Row[Any] | None:
     """The session's results and its batch's status, with the batch row share-locked."""
     return conn.execute(_LOCK_SESSION, {"session_id": session_id}).first()
-
-
-def _locked_sessions_query(session_ids: Sequence[str]) -> Select[Any]:
-    return (
-        select(
-            sessions.c.session_id,
-            sessions.c.content_hash,
-            sessions.c.search_results,
-            batches.c.status,
-        )
-        .select_from(sessions.join(batches, sessions.c.batch_id == batches.c.batch_id))
-        .where(sessions.c.session_id.in_(session_ids))
-        .with_for_update(read=True, key_share=True, of=batches)
-    )
 
 
 def _first_of_each_event_id(new_events: Sequence[NewEvent]) -> list[NewEvent]:

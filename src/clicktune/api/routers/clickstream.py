@@ -20,7 +20,7 @@ from clicktune.api.bodies import (
     raw_body,
     unsupported_media_type,
 )
-from clicktune.api.deps import JSON_BODY, EngineDep, MetricsDep, SettingsDep
+from clicktune.api.deps import JSON_BODY, EngineDep, MetricsDep, SessionWriterDep, SettingsDep
 from clicktune.api.errors import ApiError, error_body, store_error, validation_error
 from clicktune.api.imports import ClickstreamImport, import_chunks
 from clicktune.api.schemas.clickstream import (
@@ -52,6 +52,9 @@ from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.timeutil import now as current_time
 
 router = APIRouter(prefix="/clickstream", tags=["clickstream"])
+MISSING_BODY = validation_error(
+    [{"type": "missing", "loc": ("body",), "msg": "Field required"}], located=True
+)
 log = get_logger(__name__)
 
 _STATUS = {
@@ -72,23 +75,25 @@ def _api_error(error: store.ClickstreamError) -> ApiError:
     response_model=SessionOut,
     dependencies=JSON_BODY,
     responses={200: {"model": SessionOut, "description": "Already registered (a safe retry)."}},
+    openapi_extra=documented_body(application_json=SessionWithEventsIn),
 )
-def register_session(
-    body: SessionWithEventsIn, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+async def register_session(
+    raw: Annotated[bytes, Depends(raw_body)], writer: SessionWriterDep, settings: SettingsDep
 ) -> JSONResponse:
     """Register a search session in the collecting batch (201; 200 when it is a retry), with its
     inline `events`, all or nothing; an event_id already stored is a duplicate."""
+    # Parsed and validated in one pass by pydantic's JSON parser (FastAPI decodes, then validates).
+    body = parse_line(raw, SessionWithEventsIn) if raw else MISSING_BODY
+    if isinstance(body, ApiError):
+        raise body
     at = current_time()
     check_session(body, settings, at, check_age=True)
     check_events(body.events, settings, at, check_age=True)
     new_events = [event.to_new_event() for event in body.events]
     try:
-        with write_transaction(engine) as conn:
-            registered = store.register_session(conn, body.to_new_session(), new_events)
+        registered = await writer.register(body.to_new_session(), new_events)
     except store.ClickstreamError as exc:
         raise _api_error(exc) from None
-    metrics.sessions.inc(int(registered.created))
-    metrics.events.inc(registered.events_stored)
     return JSONResponse(registered.view, status_code=201 if registered.created else 200)
 
 
