@@ -12,9 +12,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "clicktune"
 
-FOUNDATION = {"errors", "device", "settings", "logs", "ids", "timeutil", "status"}
+FOUNDATION = {"errors", "device", "settings", "logs", "ids", "timeutil", "status", "api_paths"}
 """The bottom: configuration, logging, ids, time, the shared exceptions, device policy, the task
-statuses."""
+statuses, the API's URL paths (shared by the server and its client)."""
 
 ALLOWED: dict[str, set[str]] = {
     **{module: FOUNDATION for module in FOUNDATION},
