@@ -94,6 +94,12 @@ def service(options: DemoOptions, settings: Settings, console: Console) -> Itera
         console.print("stopping the service")
 
 
+def judged_queries(train: list[str]) -> list[str]:
+    """The training queries the judged set covers: at most half of them, since a task keeps judged
+    queries out of training and must have others to learn from."""
+    return train[: min(JUDGED_QUERIES, len(train) // 2)]
+
+
 def judgments(collection: Collection, query_ids: list[str]) -> list[dict[str, Any]]:
     """The collection's graded products of these queries, as a judged set."""
     return [
@@ -220,7 +226,7 @@ def _run_demo(options: DemoOptions, settings: Settings, console: Console) -> Non
             send_sessions(client, interleaved, on_session=lambda _: progress.advance(bar))
 
         console.rule("3. the next task decides on that traffic, then on a judged set")
-        judged = client.put_judgments(JUDGED_SET, judgments(collection, train[:JUDGED_QUERIES]))
+        judged = client.put_judgments(JUDGED_SET, judgments(collection, judged_queries(train)))
         console.print(
             f"a judged set of {judged['queries']} shopper queries ({judged['judgments']} graded "
             "products) decides whether the task's own model is better"
