@@ -129,3 +129,16 @@ def test_integer_query_parameters_out_of_range_are_422(client: TestClient) -> No
     ):
         assert_error(client.get(path, params=params), 422, "invalid_request")
     assert client.get(f"{API}/batches", params={"offset": 2**63 - 1}).json()["data"] == []
+
+
+def test_meta_comes_back_exactly_as_sent(client: TestClient) -> None:
+    """Integers beyond 64 bits, floats and any text survive storage, and a resend is a retry."""
+    meta = {"id": 10**30, "negative": -(2**63) - 1, "score": 1e-05, "text": "Grüße \u2028 ✓"}
+    single = session_body("exact-1", search_meta=meta)
+    batched = session_body("exact-2", search_meta=meta)
+    assert client.post(f"{API}/session", json=single).status_code == 201
+    assert client.post(f"{API}/sessions", json={"sessions": [batched]}).json()["sessions"] == 1
+    for session_id in ("exact-1", "exact-2"):
+        assert client.get(f"{API}/session/{session_id}").json()["search_meta"] == meta
+    assert client.post(f"{API}/session", json=single).status_code == 200
+    assert client.post(f"{API}/sessions", json={"sessions": [batched]}).json()["duplicates"] == 1

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from clicktune.jsontext import json_text
+
 _WRITE_OPTION = "clicktune_write"
 _sqlite_write_locks: dict[str, threading.Lock] = {}
 
@@ -26,6 +28,7 @@ def is_sqlite(engine: Engine) -> bool:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine configured for clicktune's transaction discipline on either database."""
+    kwargs.setdefault("json_serializer", json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
