@@ -10,7 +10,7 @@ from clicktune.jsontext import json_bytes, json_text
 
 VALUES = [
     {"object_id": "doc-1", "rank": 0.99, "meta": {}},
-    {"text": "Grüße ✓ \u2028 \"quoted\" \\", "nested": [1, 2.5, None, True, {"a": []}]},
+    {"text": 'Grüße ✓ \u2028 "quoted" \\', "nested": [1, 2.5, None, True, {"a": []}]},
     {"small": 1e-05, "large": 1e16, "negative": -0.0},
     {"beyond_64_bits": 10**30, "negative": -(2**63) - 1, "top": 2**64 - 1},
 ]
