@@ -107,3 +107,28 @@ def test_stop_stores_what_was_queued(engine: Engine) -> None:
     answers = asyncio.run(queue_then_stop())
     assert all(a.created for a in answers)
     assert len(stored_numbers(engine)) == 10
+
+
+class _FailingCounter:
+    def inc(self, amount: float = 1) -> None:
+        raise ValueError("a fault after the commit")
+
+
+def test_a_fault_after_the_commit_answers_every_request_and_the_writer_goes_on(
+    engine: Engine,
+) -> None:
+    metrics = ApiMetrics(lambda: engine)
+    metrics.sessions = _FailingCounter()  # type: ignore[assignment]
+    writer = SessionWriter(engine, metrics)
+    writer.start()
+
+    async def register(session_id: str) -> store.RegisteredSession:
+        return await asyncio.wait_for(writer.register(new_session(session_id), []), 30)
+
+    try:
+        first = asyncio.run(register("first"))
+        second = asyncio.run(register("second"))
+    finally:
+        writer.stop()
+    assert first.created and second.created
+    assert stored_numbers(engine) == {"first": 1, "second": 2}

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -87,30 +88,36 @@ class SessionWriter:
                     stopping = True
                     break
                 group.append(waiting)
-            self._store(group)
+            try:
+                self._store(group)
+            except Exception as exc:  # a fault of ours: answer the group and keep writing
+                log.exception("session_writer_failed", sessions=len(group))
+                _answer(group, [exc] * len(group))
 
     def _store(self, group: list[_Waiting]) -> None:
         lines = [
             store.ImportLine(index, waiting.session, waiting.events)
             for index, waiting in enumerate(group)
         ]
-        outcomes: list[Outcome]
         try:
             with write_transaction(self._engine) as conn:
                 registered, stored = store.register_sessions(conn, lines)
         except Exception as exc:  # the database failed: every request of the group learns it
             log.exception("session_group_failed", sessions=len(group))
-            outcomes = [exc] * len(group)
-        else:
-            outcomes = list(registered)
-            self._metrics.sessions.inc(stored.sessions)
-            self._metrics.events.inc(stored.events)
-        for waiting, outcome in zip(group, outcomes, strict=True):
-            # A closed event loop (RuntimeError) has nobody left waiting for the answer.
-            with contextlib.suppress(RuntimeError):
-                waiting.loop.call_soon_threadsafe(_settle, waiting.future, outcome)
+            _answer(group, [exc] * len(group))
+            return
+        _answer(group, registered)
+        self._metrics.sessions.inc(stored.sessions)
+        self._metrics.events.inc(stored.events)
+
+
+def _answer(group: list[_Waiting], outcomes: Sequence[Outcome]) -> None:
+    for waiting, outcome in zip(group, outcomes, strict=True):
+        # A closed event loop (RuntimeError) has nobody left waiting for the answer.
+        with contextlib.suppress(RuntimeError):
+            waiting.loop.call_soon_threadsafe(_settle, waiting.future, outcome)
 
 
 def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():  # the client went away and its request was cancelled
+    if not future.done():  # answered already, or the client went away and it was cancelled
         future.set_result(outcome)
