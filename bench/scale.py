@@ -152,9 +152,12 @@ def build_database(path: Path, sessions: int, queries: int, items: int, seed: in
 def measure(database: Path, batch_id: str, mode: Literal["stream", "prepare"]) -> dict[str, Any]:
     """Run in a fresh process: stream or prepare the batch; time and memory."""
     from clicktune import DefaultFineTuningMethod, TaskSpec
+    from clicktune.heap import freeze_startup_heap
     from clicktune.settings import Settings
     from clicktune.store.engine import make_engine
     from clicktune.worker.context import WorkerTaskContext
+
+    freeze_startup_heap()  # as `clicktune worker` does once it has started
 
     settings = Settings(data_dir=database.parent, database_url=f"sqlite:///{database}")
     spec = TaskSpec(task_id="bench", fine_tuning_method="bench", batch_id=batch_id)

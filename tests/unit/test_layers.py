@@ -22,9 +22,11 @@ FOUNDATION = {
     "status",
     "api_paths",
     "jsontext",
+    "heap",
 }
 """The bottom: configuration, logging, ids, time, the shared exceptions, device policy, the task
-statuses, the API's URL paths (shared by the server and its client), fast JSON writing."""
+statuses, the API's URL paths (shared by the server and its client), fast JSON writing, the
+start-up heap."""
 
 ALLOWED: dict[str, set[str]] = {
     **{module: FOUNDATION for module in FOUNDATION},

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from clicktune.device import pin_device
 from clicktune.errors import TaskCanceled, TaskFailed
+from clicktune.heap import freeze_startup_heap
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
 from clicktune.methods.base import FineTuningMethod, TaskResult, TaskSpec
@@ -302,6 +303,7 @@ def run_worker(settings: Settings) -> None:
     migrate(engine)
     ensure_tracking_store(settings)
     worker = Worker(settings, engine, load_registry(settings))
+    freeze_startup_heap()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
         worker.request_stop()
