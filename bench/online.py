@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import random
 import shlex
+import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from recording import append_section, git_commit, machine
 WEIGHTS = {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
 CHAMPION, CHALLENGER = "champion", "challenger"
 SIZES = (100, 200, 400, 800, 1600, 3200)
+MODELS = WORK / "online-models"
+"""The trained challengers, per collection and split seed."""
 RESAMPLES = 2000
 """Bootstrap resamples per verdict here (the service uses 10,000): thousands of verdicts."""
 console = Console(highlight=False)
@@ -131,15 +133,26 @@ def detected(
 
 
 def models(bench: Bench, root: Path) -> dict[str, Path]:
-    """The challengers: three recipes whose judged quality differs from the base model's."""
+    """The challengers: three recipes whose judged quality differs from the base model's. Each
+    is trained once and kept under `root`, so a rerun (another metric, more seeds) reuses it."""
     recipe = dict(default_first_trials()[0])
-    oracle, _ = oracle_model(bench, recipe, root / "oracle")
-    harsh, _ = oracle_model(
-        bench, {**recipe, "learning_rate": 10 * float(recipe["learning_rate"])}, root / "harsh"
-    )
-    clicks = bench.simulate(packaged_base_model(), 0, 3)
-    naive, _ = naive_model(bench, clicks, root / "naive")
-    return {"oracle recipe": oracle, "oracle recipe, 10x lr": harsh, "naive MNRL on clicks": naive}
+    harsh = {**recipe, "learning_rate": 10 * float(recipe["learning_rate"])}
+    trainers: dict[str, Callable[[Path], tuple[Path, float]]] = {
+        "oracle recipe": lambda out: oracle_model(bench, recipe, out),
+        "oracle recipe, 10x lr": lambda out: oracle_model(bench, harsh, out),
+        "naive MNRL on clicks": lambda out: naive_model(
+            bench, bench.simulate(packaged_base_model(), 0, 3), out
+        ),
+    }
+    made = {}
+    for label, train in trainers.items():
+        folder = root / label.replace(" ", "-").replace(",", "")
+        if not (folder / "model" / "config.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            train(folder)
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        made[label] = folder / "model"
+    return made
 
 
 def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -154,13 +167,12 @@ def run_collection(name: str, args: argparse.Namespace) -> dict[str, Any]:
     base_pages = dict(zip(test, base.search(test_texts, 10), strict=True))
     base_ndcg = bench.measure(base)["ndcg_at_10"]
     pairs = []
-    with tempfile.TemporaryDirectory(dir=WORK, prefix=f"online-{name}-") as scratch:
-        for label, folder in models(bench, Path(scratch)).items():
-            retriever = bench.retriever(folder)
-            truth = bench.measure(retriever)["ndcg_at_10"] - base_ndcg
-            pages = dict(zip(test, retriever.search(test_texts, 10), strict=True))
-            pairs.append(Pair(label, truth, {CHAMPION: base_pages, CHALLENGER: pages}))
-            console.print(f"  {label}: test nDCG@10 {truth:+.4f} vs base")
+    for label, folder in models(bench, MODELS / f"{name}-seed{args.seed}").items():
+        retriever = bench.retriever(folder)
+        truth = bench.measure(retriever)["ndcg_at_10"] - base_ndcg
+        pages = dict(zip(test, retriever.search(test_texts, 10), strict=True))
+        pairs.append(Pair(label, truth, {CHAMPION: base_pages, CHALLENGER: pages}))
+        console.print(f"  {label}: test nDCG@10 {truth:+.4f} vs base")
     big = args.sizes[-1]
     differences = {
         pair.name: {
@@ -232,6 +244,21 @@ def report(results: Sequence[dict[str, Any]], args: argparse.Namespace) -> list[
         table.add_row(metric, f"{same}/{total}", f"{rho:+.2f}")
         lines.append(f"| {metric} | {same}/{total} | {rho:+.2f} |")
     console.print(table)
+    lines += [
+        "",
+        "| collection | challenger | test Δ nDCG@10 | "
+        + " | ".join(f"A/B Δ {metric}" for metric in ONLINE_METRICS)
+        + " |",
+        "|---|---|---|" + "---|" * len(ONLINE_METRICS),
+    ]
+    for result in results:
+        for pair in result["pairs"]:
+            values = result["differences"][pair.name]
+            lines.append(
+                f"| {result['collection']} | {pair.name} | {pair.truth:+.4f} | "
+                + " | ".join(f"{values[metric]:+.4f}" for metric in ONLINE_METRICS)
+                + " |"
+            )
     lines += [
         "",
         "| collection | challenger | test Δ nDCG@10 | "
