@@ -34,10 +34,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from clicktune.ids import new_id
+from clicktune.store.bulk import insert_rows
 from clicktune.store.tables import batches, events, sessions
 from clicktune.timeutil import now as current_time
 
@@ -55,7 +55,6 @@ _RESERVE_NUMBERS = (
     .values(sessions=batches.c.sessions + bindparam("count"))
     .returning(batches.c.batch_id, batches.c.sessions)
 )
-_INSERT_SESSIONS = insert(sessions)
 _LOCK_SESSION = (
     select(sessions.c.search_results, batches.c.status)
     .select_from(sessions.join(batches, sessions.c.batch_id == batches.c.batch_id))
@@ -70,16 +69,6 @@ _LOCK_SESSIONS = (
     .where(sessions.c.session_id.in_(bindparam("session_ids", expanding=True)))
     .with_for_update(read=True, key_share=True, of=batches)
 )
-# sqlite3 sums an executemany's row counts (the fast path); psycopg does not, so PostgreSQL
-# counts the rows its INSERT returns.
-_INSERT_NEW_EVENTS = {
-    "sqlite": sqlite.insert(events).on_conflict_do_nothing(
-        index_elements=[events.c.session_id, events.c.event_id]
-    ),
-    "postgresql": postgresql.insert(events)
-    .on_conflict_do_nothing(index_elements=[events.c.session_id, events.c.event_id])
-    .returning(events.c.seq),
-}
 
 
 class SearchResult(TypedDict):
@@ -393,7 +382,7 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
         first_number = last_number - len(new_rows) + 1
         for offset, row in enumerate(new_rows):
             row["batch_id"], row["session_number"] = batch_id, first_number + offset
-        conn.execute(_INSERT_SESSIONS, new_rows)
+        insert_rows(conn, sessions, new_rows)
     accepted = _insert_new_events(conn, event_rows)
     result.events += accepted
     result.duplicates += len(event_rows) - accepted
@@ -465,10 +454,7 @@ def _event_rows(
 
 def _insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert the rows whose (session_id, event_id) is not stored yet; returns how many."""
-    if not rows:
-        return 0
-    result = conn.execute(_INSERT_NEW_EVENTS[conn.dialect.name], rows)
-    return result.rowcount if conn.dialect.name == "sqlite" else len(result.all())
+    return insert_rows(conn, events, rows, conflict=("session_id", "event_id"))
 
 
 def _session_query(session_id: str) -> Select[Any]:
