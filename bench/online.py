@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktune.evaluation.interleaving import team_draft
-from clicktune.evaluation.online import ONLINE_METRICS, OnlineEvidence
+from clicktune.evaluation.online import ONLINE_METRICS, PRIMARY_METRIC, OnlineEvidence
 from clicktune.methods.embedding import default_first_trials
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import load_collection
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="sessions")
     parser.add_argument("--repeats", type=int, default=20, help="seeds per traffic size")
-    parser.add_argument("--metric", choices=ONLINE_METRICS, default="reciprocal_rank")
+    parser.add_argument("--metric", choices=ONLINE_METRICS, default=PRIMARY_METRIC)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--no-record", action="store_true")

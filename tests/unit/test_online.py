@@ -63,25 +63,27 @@ def test_online_metrics_of_a_session() -> None:
     }
 
 
-def ab_traffic(champion_clicks: int, challenger_clicks: int, per_arm: int) -> OnlineEvidence:
-    """`per_arm` sessions on each arm; the first n of each click the top result, the rest the
-    third."""
+def ab_traffic(champion_buys: int, challenger_buys: int, per_arm: int) -> OnlineEvidence:
+    """`per_arm` sessions on each arm; the first n of each buy the top result (weight 3), the rest
+    click the third (weight 1)."""
     evidence = OnlineEvidence(WEIGHTS)
-    for arm, top in ((CHAMPION, champion_clicks), (CHALLENGER, challenger_clicks)):
+    for arm, buys in ((CHAMPION, champion_buys), (CHALLENGER, challenger_buys)):
         for n in range(per_arm):
-            clicked = "a" if n < top else "c"
-            evidence.add(session(hash((arm, n)), [(clicked, "click")], served_by=arm))
+            event = ("a", "purchase") if n < buys else ("c", "click")
+            evidence.add(session(hash((arm, n)), [event], served_by=arm))
     return evidence
 
 
 def test_ab_comparison_by_hand_and_its_verdicts() -> None:
-    report = ab_traffic(champion_clicks=20, challenger_clicks=50, per_arm=60).report(
+    report = ab_traffic(champion_buys=20, challenger_buys=50, per_arm=60).report(
         CHAMPION, CHALLENGER, seed=0
     )
     ab = report["ab"]
-    # Reciprocal rank: champion (20·1 + 40·⅓) / 60, challenger (50·1 + 10·⅓) / 60.
+    # Weighted clicks (primary): champion (20·3 + 40·1) / 60, challenger (50·3 + 10·1) / 60.
+    assert ab["champion"]["weighted_clicks_at_10"] == pytest.approx((20 * 3 + 40) / 60)
+    assert ab["difference"] == pytest.approx((50 * 3 + 10 - 20 * 3 - 40) / 60)
+    # Reciprocal rank beside it: champion (20·1 + 40·⅓) / 60.
     assert ab["champion"]["reciprocal_rank"] == pytest.approx((20 + 40 / 3) / 60)
-    assert ab["difference"] == pytest.approx((30 - 30 / 3) / 60)
     low, high = ab["interval"]
     assert low < ab["difference"] < high
     assert (ab["verdict"], report["verdict"]) == ("better", "better")
