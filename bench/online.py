@@ -21,6 +21,8 @@ comparison.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import random
 import shlex
 import shutil
@@ -146,7 +148,9 @@ def models(bench: Bench, root: Path) -> dict[str, Path]:
     }
     made = {}
     for label, train in trainers.items():
-        folder = root / label.replace(" ", "-").replace(",", "")
+        # The recipe in the name: a changed default recipe trains anew instead of reusing.
+        key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+        folder = root / f"{label.replace(' ', '-').replace(',', '')}-{key}"
         if not (folder / "model" / "config.json").exists():
             shutil.rmtree(folder, ignore_errors=True)
             train(folder)

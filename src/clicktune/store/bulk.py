@@ -31,11 +31,14 @@ def insert_rows(
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         # sqlite3 sums an executemany's row counts: the rows inserted, skipped ones left out.
         return conn.execute(statement, list(rows)).rowcount
-    quoted = ", ".join(f'"{name}"' for name in rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(table.c[name].name) for name in rows[0])
+    name = quote(table.name)
     statement = (
-        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} '
-        f'FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json))'
+        f"INSERT INTO {name} ({columns}) SELECT {columns} "
+        f"FROM json_populate_recordset(NULL::{name}, CAST(:rows AS json))"
     )
     if conflict:
-        statement += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        unique = ", ".join(quote(table.c[column].name) for column in conflict)
+        statement += f" ON CONFLICT ({unique}) DO NOTHING"
     return conn.execute(text(statement), {"rows": json_text(list(rows))}).rowcount

@@ -13,11 +13,11 @@ from starlette.requests import ClientDisconnect
 from clicktune.api.bodies import (
     NDJSON_TYPES,
     documented_body,
-    is_json,
     media_type,
     ndjson_chunks,
     parse_line,
     raw_body,
+    require_json,
     unsupported_media_type,
 )
 from clicktune.api.deps import JSON_BODY, EngineDep, MetricsDep, SettingsDep
@@ -84,9 +84,8 @@ async def register_session(request: Request) -> FastJSONResponse:
     # The ingest hot path (one request per search) takes what it needs from the request itself:
     # resolving dependencies cost a quarter of its event-loop time. The body is parsed and
     # validated in one pass by pydantic's JSON parser (FastAPI decodes, then validates).
+    await require_json(request)
     raw = await request.body()
-    if raw and not is_json(media_type(request)):
-        raise unsupported_media_type(request, "application/json")
     body = parse_line(raw, SessionWithEventsIn) if raw else MISSING_BODY
     if isinstance(body, ApiError):
         raise body
