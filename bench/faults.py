@@ -1,5 +1,5 @@
-"""Reliability under faults (BENCHMARKS.md §3): kill -9 of `clicktune up`'s children during tasks,
-and cancels aimed at the completing step.
+"""Reliability under faults (docs/benchmarks.md §3): kill -9 of `clicktune up`'s children
+during tasks, and cancels aimed at the completing step.
 
 Starts `clicktune up` on a fresh data dir (a short worker lease, so a killed worker's task is taken
 over within seconds) and runs `--rounds` fine-tuning tasks of the default method, one training run

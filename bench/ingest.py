@@ -13,8 +13,9 @@ same way (the framework floor: what any request of that size costs before our co
      transaction into another fresh database.
 Server CPU per session is the server process's own CPU time (user + system, from /proc) divided by
 the sessions it stored: what a session costs, whatever else the machine is busy with.
-Goals (BENCHMARKS.md §2): single ≤ 2x the floor's CPU per request and p99 ≤ 50 ms; batch ≤ 0.25x
-the floor per session; import ≥ 25 % of the storage limit's rate; on SQLite and PostgreSQL.
+Goals (docs/benchmarks.md §2): single ≤ 2x the floor's CPU per request and p99 ≤ 50 ms;
+batch ≤ 0.25x the floor per session; import ≥ 25 % of the storage limit's rate; on SQLite and
+PostgreSQL.
 
     python bench/ingest.py [--databases sqlite postgresql] [--http-seconds 20] [--no-record]
 """

@@ -19,7 +19,7 @@ answer lost on the way; not an error) are counted, with the batches' session num
 and the acked tasks. The API process's RSS is sampled every 5 s: after a warm-up (the first
 embeddings request loads a model), its maximum, and at the end.
 
-Goals (BENCHMARKS.md §3): zero 5xx, zero lost or duplicated sessions/events, API memory flat
+Goals (docs/benchmarks.md §3): zero 5xx, zero lost or duplicated sessions/events, API memory flat
 (RSS at the end at most 1.10 times the RSS after the warm-up).
 
     python bench/load.py [--databases sqlite postgresql] [--seconds 600] [--clients 16]

@@ -1,5 +1,5 @@
 """Online evidence in the simulator: which online metric follows judged quality, and how many
-sessions A/B and interleaving need to see a difference (EVALUATION.md, BENCHMARKS.md §1).
+sessions A/B and interleaving need to see a difference (docs/evaluation.md, docs/benchmarks.md §1).
 
 For each collection: models whose judged quality differs from the base model's (the default
 method's first-trial recipe trained on the TRAIN queries' qrels, the same at ten times the

@@ -1,5 +1,5 @@
 """Quality: does fine-tuning on simulated clicks improve full-corpus retrieval, and does each
-decision hold against the judged truth? (BENCHMARKS.md §1)
+decision hold against the judged truth? (docs/benchmarks.md §1)
 
 For each collection:
   1. split the queries (scifact: its own split; others: seeded 2/3 train, 1/3 test);
@@ -166,7 +166,7 @@ class Decision:
 
     @property
     def correct(self) -> bool:
-        """BENCHMARKS.md §1: nothing promoted worse than what it replaces by more than 0.005;
+        """docs/benchmarks.md §1: nothing promoted worse than what it replaces by more than 0.005;
         a candidate better by 0.01 or more promoted on judged evidence or after the A/B step,
         and a worse challenger retired there."""
         if self.outcome == "promoted":
@@ -585,9 +585,9 @@ def record(results: Sequence[Mapping[str, Any]], args: argparse.Namespace, comma
         f"- commit: {git_commit()}",
         f"- machine: {machine()}, torch threads {torch.get_num_threads()}, load average "
         f"{os.getloadavg()[0]:.1f} at the end",
-        f"- protocol: BENCHMARKS.md §1; {args.sessions_per_query} sessions per train query, seed "
-        f"{args.seed}; every model measured at max_seq_length {args.max_seq_length}, {precision}"
-        + ("; QUICK subset (smoke test, not comparable)" if args.quick else ""),
+        f"- protocol: docs/benchmarks.md §1; {args.sessions_per_query} sessions per train query, "
+        f"seed {args.seed}; every model measured at max_seq_length {args.max_seq_length}, "
+        f"{precision}" + ("; QUICK subset (smoke test, not comparable)" if args.quick else ""),
     ]
     for result in results:
         _, markdown = render(result)

@@ -8,7 +8,7 @@ Then a fresh process prepares the batch the way a task does (`DefaultFineTuningM
 stream the sessions, label them, look up item texts, split by query) and reports its time and peak
 memory (`ru_maxrss`). The reference, measured in the same run, is a fresh process that only
 streams the batch's sessions from the store (`iter_batch_sessions`): the read limit preparation
-cannot beat. Goals (BENCHMARKS.md §2): memory flat in batch size; ≥ 20k sessions/s.
+cannot beat. Goals (docs/benchmarks.md §2): memory flat in batch size; ≥ 20k sessions/s.
 
     python bench/scale.py [--sizes 100000 1000000] [--queries 20000] [--items 50000]
 """

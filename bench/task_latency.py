@@ -7,7 +7,7 @@ does between optimizer steps. For each task: the time from sending the create to
 `started_at` (stamped by the worker), then, a moment later, from sending the cancel to the
 worker's `task_stopped` log line. Each task runs twice: once reporting progress every step (a
 refused write tells the worker at once) and once silent (only the heartbeat tells: the worst
-case). Goals (BENCHMARKS.md §2): ≤ 2 s and ≤ 10 s, median and p95.
+case). Goals (docs/benchmarks.md §2): ≤ 2 s and ≤ 10 s, median and p95.
 
     python bench/task_latency.py [--tasks 20] [--database-url postgresql+psycopg://…]
 """
