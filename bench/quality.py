@@ -54,9 +54,9 @@ from clicktune.device import native_bf16
 from clicktune.evaluation.retrieval import Bm25Retriever, DenseRetriever, retrieval_metrics
 from clicktune.ids import new_id
 from clicktune.methods.embedding import default_first_trials
+from clicktune.simulate.arms import interleave_serve, load_arms
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.online import interleave_serve, load_arms
 from clicktune.simulate.senders import load_items, send_sessions
 from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, packaged_base_model

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from clicktune.client import ClicktuneClient, ClicktuneError
 from clicktune.evaluation.retrieval import model_fingerprint
 from clicktune.ids import new_id
+from clicktune.simulate.arms import NoChallenger, ab_serve, interleave_serve, load_arms
 from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
-from clicktune.simulate.online import NoChallenger, ab_serve, interleave_serve, load_arms
 from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
 from clicktune.simulate.serving import CorpusEncoding, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, served_sessions, simulate_sessions
