@@ -39,10 +39,10 @@ from rich.table import Table
 
 from clicktune.evaluation.interleaving import team_draft
 from clicktune.evaluation.online import ONLINE_METRICS, PRIMARY_METRIC, OnlineEvidence
-from clicktune.methods.embedding import default_first_trials
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import load_collection
 from clicktune.simulate.serving import CorpusEncoding, packaged_base_model
+from clicktune.tuning.config import default_first_trials
 from quality import COLLECTIONS, DATA_ROOT, WORK, Bench, collection_dir, naive_model, oracle_model
 from recording import append_section, git_commit, machine
 

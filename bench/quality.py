@@ -53,7 +53,6 @@ from clicktune.client import ClicktuneClient
 from clicktune.device import native_bf16
 from clicktune.evaluation.retrieval import Bm25Retriever, DenseRetriever, retrieval_metrics
 from clicktune.ids import new_id
-from clicktune.methods.embedding import default_first_trials
 from clicktune.simulate.arms import interleave_serve, load_arms
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
@@ -61,6 +60,7 @@ from clicktune.simulate.senders import load_items, send_sessions
 from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, packaged_base_model
 from clicktune.simulate.sessions import SimulatedSession, served_sessions, simulate_sessions
+from clicktune.tuning.config import default_first_trials
 from recording import RESULTS, append_section, git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,11 +6,12 @@ What a fine-tuning method plugin needs is importable from here (docs/plugins.md)
 """
 
 from clicktune.errors import InvalidHyperparameter, TaskCanceled, TaskFailed
-from clicktune.methods.base import FineTuningMethod, MethodMeta, TaskContext, TaskResult, TaskSpec
 from clicktune.methods.default import DefaultFineTuningMethod
-from clicktune.methods.embedding import EmbeddingFineTuningMethod, EmbeddingMethodConfig
+from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.training.examples import Positive, SessionLabels
 from clicktune.training.search_space import CategoricalParam, FloatParam, IntParam, ParamSpec
+from clicktune.tuning.config import EmbeddingMethodConfig
+from clicktune.tuning.plugin import FineTuningMethod, MethodMeta, TaskContext, TaskResult, TaskSpec
 
 __version__ = "0.1.0"
 

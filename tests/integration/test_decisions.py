@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from clicktune.methods.base import TaskResult
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.status import Promotion
@@ -21,6 +20,7 @@ from clicktune.store.engine import read_transaction
 from clicktune.store.tasks import list_events
 from clicktune.tracking.client import make_client
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
+from clicktune.tuning.plugin import TaskResult
 from tests.pipeline_support import (
     TINY_METHOD,
     Shop,

@@ -1,4 +1,5 @@
-"""Dependencies point one way (ARCHITECTURE.md): no module imports from a layer above it.
+"""Dependencies point one way: no module imports from a layer above it, and no module imports
+itself back through others (no import circle).
 
 Every `import` in `src/clicktune` counts, those inside functions and under `TYPE_CHECKING` too.
 """
@@ -35,16 +36,19 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": FOUNDATION,
     "tracking": FOUNDATION,
     "training": FOUNDATION | {"evaluation"},
-    "methods": FOUNDATION | {"training", "evaluation", "tracking"},
+    "tuning": FOUNDATION | {"training", "evaluation", "tracking"},
+    "methods": FOUNDATION | {"tuning", "training", "evaluation"},
     "api": FOUNDATION | {"facade", "store", "methods", "tracking", "evaluation"},
-    "worker": FOUNDATION | {"store", "methods", "tracking"},
-    "simulate": FOUNDATION | {"client", "evaluation", "methods"},
-    "facade": FOUNDATION | {"methods", "training"},
+    "worker": FOUNDATION | {"store", "tuning", "methods", "tracking"},
+    "simulate": FOUNDATION | {"client", "evaluation", "tuning", "methods"},
+    "facade": FOUNDATION | {"tuning", "methods", "training"},
     "cli": FOUNDATION | {"api", "worker", "simulate", "store", "tracking"},
     "__main__": {"cli"},
 }
 """What each part may import, besides itself. `facade` is the package root (`clicktune`), the
-public surface that re-exports what plugins use."""
+public surface that re-exports what plugins use. `tuning` is the fine-tuning framework (the plugin
+interface and the standard iteration); `methods` implements it (the embedding methods' hooks,
+plugin discovery)."""
 
 
 def component(module: str) -> str:
@@ -66,6 +70,7 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path) -> set[str]:
+    """The `clicktune` modules or packages `path` names in its import statements."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -88,3 +93,69 @@ def test_no_upward_import(module: str) -> None:
         if component(imported) != own and component(imported) not in ALLOWED[own]
     )
     assert upward == [], f"{module} ({own}) imports from a layer above it"
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The modules `path` imports: `from clicktune.x import y` is module `clicktune.x.y` when
+    that is a module, else `clicktune.x` (a package counts as its `__init__`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in known else node.module)
+    return found & known
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted; a module
+    importing itself counts too."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph[module]):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1 or module in graph[module]:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(cycles)
+
+
+def test_import_cycles_are_found() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}, "f": set()}
+    assert import_cycles(graph) == [["a", "b", "c"], ["e"]]
+
+
+def test_no_import_cycle() -> None:
+    found = modules()
+    known = set(found)
+    graph = {module: imported_modules(path, known) for module, path in found.items()}
+    cycles = import_cycles(graph)
+    assert cycles == [], (
+        "modules that import each other, directly or through others:\n"
+        + "\n".join(" ↔ ".join(cycle) for cycle in cycles)
+    )

@@ -1,1 +1,2 @@
-"""Fine-tuning methods: the plugin interface, its registry and the built-in methods."""
+"""Fine-tuning methods: the built-in embedding methods (the hooks `clicktune.tuning` drives) and
+the registry that discovers plugins."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clicktune.methods.base import MethodMeta
-from clicktune.methods.embedding import EmbeddingFineTuningMethod, EmbeddingMethodConfig
+from clicktune.methods.embedding import EmbeddingFineTuningMethod
+from clicktune.tuning.config import EmbeddingMethodConfig
+from clicktune.tuning.plugin import MethodMeta
 
 
 class DefaultFineTuningMethod(EmbeddingFineTuningMethod):

@@ -16,8 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from clicktune.logs import get_logger
-from clicktune.methods.base import FineTuningMethod, MethodMeta
 from clicktune.settings import Settings
+from clicktune.tuning.plugin import FineTuningMethod, MethodMeta
 
 ENTRY_POINT_GROUP = "clicktune.methods"
 PLUGIN_MODULE_PREFIX = "clicktune_plugin_"

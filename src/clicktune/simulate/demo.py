@@ -28,7 +28,6 @@ from clicktune.client import ClicktuneClient, ClicktuneError
 from clicktune.evaluation.retrieval import retrieval_metrics
 from clicktune.ids import new_id
 from clicktune.methods.default import DefaultFineTuningMethod
-from clicktune.methods.embedding import default_first_trials
 from clicktune.settings import Settings
 from clicktune.simulate.arms import interleave_serve, load_arms
 from clicktune.simulate.click_model import PositionBasedClickModel
@@ -39,6 +38,7 @@ from clicktune.simulate.serving import CorpusEncoding, bundled_collection_path, 
 from clicktune.simulate.sessions import served_sessions, simulate_sessions
 from clicktune.simulate.traffic import SimulationFailed, progress_bar
 from clicktune.status import TaskStatus
+from clicktune.tuning.config import default_first_trials
 
 METHOD = DefaultFineTuningMethod.meta.name
 QUICK_QUERIES = 36

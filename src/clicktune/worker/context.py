@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 
 from clicktune.errors import TaskCanceled, TaskFailed
 from clicktune.logs import get_logger
-from clicktune.methods.base import TaskContext, TaskSpec
 from clicktune.settings import Settings
 from clicktune.status import ACTIVE_STATUSES
 from clicktune.store import tasks as task_store
@@ -19,6 +18,7 @@ from clicktune.store.clickstream import iter_batch_sessions
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.items import get_items, list_items
 from clicktune.store.judgments import JudgmentSetNotFound, load_judgments
+from clicktune.tuning.plugin import TaskContext, TaskSpec
 
 log = get_logger(__name__)
 

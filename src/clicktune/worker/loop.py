@@ -24,7 +24,6 @@ from clicktune.errors import TaskCanceled, TaskFailed
 from clicktune.heap import freeze_startup_heap
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
-from clicktune.methods.base import FineTuningMethod, TaskResult, TaskSpec
 from clicktune.methods.registry import MethodRegistry, load_registry
 from clicktune.settings import Settings
 from clicktune.status import TaskStatus
@@ -34,6 +33,7 @@ from clicktune.store.tasks import Task
 from clicktune.store.workers import record_worker
 from clicktune.timeutil import now as current_time
 from clicktune.tracking.client import ensure_tracking_store
+from clicktune.tuning.plugin import FineTuningMethod, TaskResult, TaskSpec
 from clicktune.worker.context import WorkerTaskContext
 
 log = get_logger(__name__)

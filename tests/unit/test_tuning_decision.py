@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from clicktune.evaluation.comparison import Comparison, paired_comparison
-from clicktune.methods.decision import decide
 from clicktune.status import Promotion
+from clicktune.tuning.decision import decide
 
 
 def _scores(

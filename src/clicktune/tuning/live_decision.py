@@ -1,11 +1,11 @@
 """The decision a task makes before it trains: what its batch's live traffic says about the
-method's challenger (EVALUATION.md, online decisions).
+method's challenger (docs/evaluation.md, online decisions).
 
 Better (the interval above the minimum gain; for interleaving, the challenger's share above one
 half) → it becomes champion and this task trains from it; worse → it is retired; otherwise it
 stays challenger. A batch without traffic from both arms decides nothing.
 
-The decision is made before training and applied in the completing step (`apply_online`), so a
+The decision is made before training and applied in the completing step (`apply_live`), so a
 canceled task moves nothing; it is applied only if the champion and challenger are still those
 it was made about.
 """
@@ -25,13 +25,12 @@ from clicktune.tracking.registry import (
 )
 
 if TYPE_CHECKING:
-    from clicktune.methods.base import TaskContext
-    from clicktune.methods.embedding import EmbeddingFineTuningMethod
-    from clicktune.tracking.iterations import MethodTracking
+    from clicktune.tuning.config import EmbeddingMethodConfig
+    from clicktune.tuning.plugin import TaskContext
 
 
 @dataclass(frozen=True)
-class OnlineDecision:
+class LiveDecision:
     """The batch's online comparison (`report`, with `decision`: promoted, retired or kept) and
     the versions it was made about."""
 
@@ -45,12 +44,11 @@ class OnlineDecision:
         return self.report["decision"] == "promoted"
 
 
-def decide_online(
-    method: EmbeddingFineTuningMethod, context: TaskContext, tracking: MethodTracking
-) -> OnlineDecision | None:
+def decide_live(
+    context: TaskContext, config: EmbeddingMethodConfig, registry: ModelRegistry
+) -> LiveDecision | None:
     """What the batch's live traffic decides about the challenger (nothing is moved yet); None
     when the method has no challenger."""
-    registry = tracking.registry
     challenger = registry.version(CHALLENGER)
     if challenger is None:
         return None
@@ -58,7 +56,6 @@ def decide_online(
     name = registry.name
     champion_version = served_version(name, champion)
     challenger_version = served_version(name, challenger)
-    config = method.config
     evidence = OnlineEvidence(
         weights=config.event_weights, default_weight=config.default_event_weight
     ).add_all(context.iter_sessions())
@@ -85,7 +82,7 @@ def decide_online(
             f"{challenger_version} stays."
         )
     decision = {"better": "promoted", "worse": "retired"}.get(verdict, "kept")
-    return OnlineDecision(
+    return LiveDecision(
         {**report, "decision": decision, "reason": reason, "decided_by": kind},
         champion=None if champion is None else str(champion.version),
         challenger=str(challenger.version),
@@ -93,7 +90,7 @@ def decide_online(
     )
 
 
-def apply_online(decided: OnlineDecision, registry: ModelRegistry, task_id: str) -> dict[str, Any]:
+def apply_live(decided: LiveDecision, registry: ModelRegistry, task_id: str) -> dict[str, Any]:
     """Move the aliases as decided, in the completing step; the report as applied. When the
     champion or challenger changed since the decision (another task moved them), nothing
     moves and the report says so."""

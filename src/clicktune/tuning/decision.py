@@ -1,14 +1,18 @@
-"""What a task decides about its best model, and the plain sentence that says why (EVALUATION.md).
+"""What a task decides about its best model, and the plain sentence that says why
+(docs/evaluation.md).
 
 - `auto`: judged evidence decides: promoted when the gain's interval lies above `min_gain`.
   Without a judged set the model becomes the method's challenger, for live traffic to decide.
 - `always`: promoted whatever the evidence says (the evidence is still reported).
 - `never`: neither champion nor challenger changes; the model is only downloadable.
+
+An evidence-based promotion is checked again once the task completes (`recheck_promotion`): the
+evidence compared with the champion the iteration started from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +76,35 @@ def decide(
         False,
         f"Not promoted: {judged}, which does not rule out a gain of {min_gain:g} or less; "
         "the current model stays.",
+    )
+
+
+def recheck_promotion(
+    decision: Decision,
+    policy: Promotion,
+    *,
+    expected_champion: str | None,
+    current_champion: Callable[[], str | None],
+    run: str,
+) -> Decision:
+    """An evidence-based promotion compares with the champion this iteration started from
+    (`expected_champion`; None: the initial model); when another task changed the champion
+    meanwhile (`current_champion()`, asked only for such a promotion), the model becomes the
+    challenger instead (live traffic decides between the two), so the champion never goes back
+    to an older line of models."""
+    if not decision.promoted or policy is not Promotion.AUTO:
+        return decision
+    champion_now = current_champion()
+    if champion_now == expected_champion:
+        return decision
+    started = "the initial model" if expected_champion is None else f"version {expected_champion}"
+    return Decision(
+        decision.evidence,
+        promoted=False,
+        challenger=True,
+        reason=f"{decision.reason} Not promoted after all: the champion changed from "
+        f"{started} to version {champion_now} while this task ran, so {run} became the "
+        "challenger for live traffic to compare with the new champion.",
     )
 
 
