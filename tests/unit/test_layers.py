@@ -34,13 +34,14 @@ ALLOWED: dict[str, set[str]] = {
     "store": FOUNDATION,
     "evaluation": FOUNDATION,
     "tracking": FOUNDATION,
+    "ingest": FOUNDATION | {"store"},
     "training": FOUNDATION | {"evaluation"},
     "methods": FOUNDATION | {"training", "evaluation", "tracking"},
-    "api": FOUNDATION | {"facade", "store", "methods", "tracking", "evaluation"},
+    "api": FOUNDATION | {"facade", "store", "ingest", "methods", "tracking", "evaluation"},
     "worker": FOUNDATION | {"store", "methods", "tracking"},
     "simulate": FOUNDATION | {"client", "evaluation", "methods"},
     "facade": FOUNDATION | {"methods", "training"},
-    "cli": FOUNDATION | {"api", "worker", "simulate", "store", "tracking"},
+    "cli": FOUNDATION | {"api", "ingest", "worker", "simulate", "store", "tracking"},
     "__main__": {"cli"},
 }
 """What each part may import, besides itself. `facade` is the package root (`clicktune`), the

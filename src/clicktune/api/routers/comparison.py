@@ -1,5 +1,5 @@
 """Live traffic between a method's champion and its challenger: interleaved lists to show, and
-what a batch's traffic says about the two (EVALUATION.md, online comparison)."""
+what a batch's traffic says about the two (docs/evaluation.md, online comparison)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, ServedModelsDep
-from clicktune.api.errors import ApiError
 from clicktune.api.routers.tasks import method_with_models
-from clicktune.api.schemas.common import ClientId
-from clicktune.api.schemas.online import ComparisonOut, InterleaveIn, InterleaveOut
+from clicktune.api.schemas.comparison import ComparisonOut, InterleaveIn, InterleaveOut
 from clicktune.evaluation.interleaving import team_draft
 from clicktune.evaluation.online import OnlineEvidence
+from clicktune.ingest.fields import ClientId
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction
 from clicktune.tracking.registry import CHALLENGER, CHAMPION
@@ -65,10 +64,7 @@ def batch_comparison(
         weights=chosen.config.event_weights, default_weight=chosen.config.default_event_weight
     )
     with read_transaction(engine) as conn:
-        try:
-            evidence.add_all(store.iter_batch_sessions(conn, batch_id))
-        except store.BatchNotFound as exc:
-            raise ApiError(404, exc.code, exc.message, "batch_id") from exc
+        evidence.add_all(store.iter_batch_sessions(conn, batch_id))
     champion = versions[CHAMPION]
     assert champion is not None
     report = evidence.report(
