@@ -10,12 +10,15 @@ from fastapi import APIRouter, Query
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, ServedModelsDep
 from clicktune.api.routers.tasks import method_with_models
 from clicktune.api.schemas.comparison import ComparisonOut, InterleaveIn, InterleaveOut
+from clicktune.errors import ModelRegistryUnavailable, unavailable_on_error
 from clicktune.evaluation.interleaving import team_draft
 from clicktune.evaluation.online import OnlineEvidence
 from clicktune.ingest.fields import ClientId
+from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction
-from clicktune.tracking.registry import CHALLENGER, CHAMPION
+from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
+from clicktune.tracking.serving import ServedModels
 
 router = APIRouter(prefix="/clickstream", tags=["online"])
 
@@ -28,7 +31,7 @@ def interleave(body: InterleaveIn, registry: RegistryDep, served: ServedModelsDe
     session_id). Show `results` and register the session with each result's `served_by`. Without
     a challenger the champion's ranking comes back, attributed to it."""
     method = method_with_models(registry, body.method, "method")
-    versions = served.versions(method.registered_model_name)
+    versions = _served_versions(served, method)
     champion, challenger = versions[CHAMPION], versions[CHALLENGER]
     assert champion is not None
     rankings = {champion: body.rankings.champion}
@@ -59,7 +62,7 @@ def batch_comparison(
     sessions and online metrics; the A/B difference and the interleaving share with their
     intervals and verdicts; `verdict` from interleaving when it has enough sessions, else A/B."""
     chosen = method_with_models(registry, method or DEFAULT_METHOD, "method")
-    versions = served.versions(chosen.registered_model_name)
+    versions = _served_versions(served, chosen)
     evidence = OnlineEvidence(
         weights=chosen.config.event_weights, default_weight=chosen.config.default_event_weight
     )
@@ -71,3 +74,15 @@ def batch_comparison(
         champion, versions[CHALLENGER], seed=chosen.config.seed, min_gain=chosen.config.min_gain
     )
     return ComparisonOut.of(batch_id, chosen.meta.name, report)
+
+
+def _served_versions(
+    served: ServedModels, method: EmbeddingFineTuningMethod
+) -> dict[Alias, str | None]:
+    """The champion's and the challenger's versions, as the model registry holds them now."""
+    with unavailable_on_error(
+        ModelRegistryUnavailable,
+        "The MLflow model registry does not answer now",
+        method=method.meta.name,
+    ):
+        return served.versions(method.registered_model_name)

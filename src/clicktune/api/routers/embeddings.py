@@ -43,7 +43,7 @@ from clicktune.store.tasks import TaskHasNoModel, TaskNotFound
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
 from clicktune.tracking.serving import Served, ServedModels
 
-Model = TypeVar("Model", bound="Served | None")
+Loaded = TypeVar("Loaded")
 
 router = APIRouter(tags=["embeddings"])
 MODEL_VERSION_HEADER = "X-Clicktune-Model-Version"
@@ -113,7 +113,11 @@ def _resolve(
     if alias == AB:
         if body.user is None:
             raise InvalidInput(f"user: {name!r} routes by user; send `user`.", "user")
-        alias = _arm(method.registered_model_name, body.user, served, settings.challenger_share)
+        user = body.user
+        alias = _loaded(
+            name,
+            lambda: _arm(method.registered_model_name, user, served, settings.challenger_share),
+        )
     model = _loaded(
         name,
         lambda: served.alias(
@@ -157,9 +161,9 @@ def _task_model(
     return _loaded(name, lambda: served.task_model(task.id, best_model_uri))
 
 
-def _loaded(name: str, load: Callable[[], Model]) -> Model:
-    """The model, or `ModelUnavailable` when it cannot be fetched or loaded (the store, not the
-    client, failed)."""
+def _loaded(name: str, load: Callable[[], Loaded]) -> Loaded:
+    """What `load` reads of the model (its version, the model itself), or `ModelUnavailable`
+    when the model store cannot answer (the store, not the client, failed)."""
     with unavailable_on_error(
         ModelUnavailable, f"The model for {name!r} cannot be loaded now", "model", model=name
     ):
