@@ -1,4 +1,4 @@
-"""Reliability under faults (BENCHMARKS.md §3): kill -9 of `clicktune up`'s children during tasks,
+"""Reliability under faults (docs/benchmarks.md): kill -9 of `clicktune up`'s children during tasks,
 and cancels aimed at the completing step.
 
 Starts `clicktune up` on a fresh data dir (a short worker lease, so a killed worker's task is taken

@@ -11,7 +11,7 @@ time, its evaluations left out). The reference, in the same process: the same tr
 (`build_train_dataset`) and the same `SentenceTransformerTrainingArguments` (evaluation off) given
 to a bare `SentenceTransformerTrainer` with the same loss and starting model. Task and bare runs
 alternate `--repeats` times; the ratio compares the best of each (the least disturbed by other
-load on the machine) and their means. Goal (BENCHMARKS.md §2): task / bare ≥ 0.9.
+load on the machine) and their means. Goal (docs/benchmarks.md): task / bare ≥ 0.9.
 
     python bench/training_overhead.py [--queries 150] [--epochs 1] [--repeats 2]
 """

@@ -1,4 +1,4 @@
-"""API keys (API.md, Authentication): who may call what, refused in the contract's format
+"""API keys (docs/api.md, Authentication): who may call what, refused in the contract's format
 before anything is read or changed, and no key or password in any answer."""
 
 from __future__ import annotations

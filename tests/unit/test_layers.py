@@ -1,4 +1,4 @@
-"""Dependencies point one way (ARCHITECTURE.md): no module imports from a layer above it.
+"""Dependencies point one way: no module imports from a layer above it.
 
 Every `import` in `src/clicktune` counts, those inside functions and under `TYPE_CHECKING` too.
 """
