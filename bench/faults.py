@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.ids import new_id
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.demo import (
@@ -100,7 +100,7 @@ class Service:
                 return httpx.get(f"{self.mlflow_url}/health", timeout=2).is_success
             health = self.client.health()["components"]["workers"]
             return any(w["pid"] == self.child_pid("worker") for w in health["seen"])
-        except (httpx.HTTPError, ClicktuneError):
+        except (httpx.HTTPError, ErrorResponse):
             return False
 
     def patiently(self, call: Callable[[], T], timeout_s: float = RECOVERY_TIMEOUT_S) -> T:
@@ -127,7 +127,7 @@ def kill_child(service: Service, name: str, *, after_s: float, task_id: str, rou
     try:
         task = service.patiently(lambda: service.client.get_task(task_id))
         round_.killed_at_stage = (task.get("progress") or {}).get("stage") or task["status"]
-    except (httpx.HTTPError, ClicktuneError):
+    except (httpx.HTTPError, ErrorResponse):
         round_.killed_at_stage = "?"
     pid = service.child_pid(name)
     if pid is None:
@@ -151,7 +151,7 @@ def cancel_when_completing(service: Service, task_id: str, round_: Round) -> Non
     while time.monotonic() < deadline:
         try:
             task = service.client.get_task(task_id)
-        except (httpx.HTTPError, ClicktuneError):
+        except (httpx.HTTPError, ErrorResponse):
             time.sleep(0.2)
             continue
         if task["status"] in FINISHED_STATUSES:
@@ -161,7 +161,7 @@ def cancel_when_completing(service: Service, task_id: str, round_: Round) -> Non
             try:
                 service.client.cancel_task(task_id)
                 round_.cancel = "accepted"
-            except ClicktuneError as exc:
+            except ErrorResponse as exc:
                 round_.cancel = f"refused ({exc.code})"
             return
         time.sleep(0.05)

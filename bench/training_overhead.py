@@ -79,8 +79,8 @@ def store_batch(engine: Any, items: list[dict[str, Any]], sessions: list[dict[st
     with write_transaction(engine) as conn:
         item_store.upsert_items(conn, items)
     lines = [
-        clickstream.ImportLine(
-            line=n,
+        clickstream.IncomingSession(
+            position=n,
             session={
                 "session_id": s["session_id"],
                 "search_query": s["search_query"],

@@ -206,8 +206,8 @@ def load_batch(engine: Engine, shop: Shop, sessions: list[dict[str, Any]]) -> st
     with write_transaction(engine) as conn:
         items.upsert_items(conn, shop.item_rows())
     lines = [
-        clickstream.ImportLine(
-            line=index + 1,
+        clickstream.IncomingSession(
+            position=index + 1,
             session={
                 "session_id": s["session_id"],
                 "search_query": s["search_query"],

@@ -14,7 +14,7 @@ from clicktune.logs import configure_logging
 from clicktune.settings import Settings, get_settings, is_loopback, redact_url
 
 if TYPE_CHECKING:
-    from clicktune.api.imports import ClickstreamImport, ItemsImport
+    from clicktune.ingest.imports import ClickstreamImport, ItemsImport
 
 app = typer.Typer(
     name="clicktune",
@@ -155,7 +155,7 @@ def import_clickstream(
 
     Bad lines are reported and skipped; the exit code is 1 when there were any.
     """
-    from clicktune.api.imports import ClickstreamImport
+    from clicktune.ingest.imports import ClickstreamImport
 
     _import(file, ClickstreamImport)
 
@@ -170,7 +170,7 @@ def import_items(
 
     Bad lines are reported and skipped; the exit code is 1 when there were any.
     """
-    from clicktune.api.imports import ItemsImport
+    from clicktune.ingest.imports import ItemsImport
 
     _import(file, ItemsImport)
 
@@ -191,8 +191,8 @@ def import_judgments(
     """
     from rich.console import Console
 
-    from clicktune.api.errors import ApiError
-    from clicktune.api.imports import import_judgments as replace_set
+    from clicktune.errors import ClicktuneError
+    from clicktune.ingest.imports import import_judgments as replace_set
     from clicktune.store.engine import make_engine, migrate
 
     settings = _setup()
@@ -202,7 +202,7 @@ def import_judgments(
     try:
         migrate(engine)
         report = replace_set(file, set_id, engine, settings)
-    except ApiError as exc:
+    except ClicktuneError as exc:
         param = f" ({exc.param})" if exc.param else ""
         console.print(f"{exc.code}{param}: {exc.message}")
         raise typer.Exit(1) from exc
@@ -218,7 +218,7 @@ def _import(file: Path, start: type[ClickstreamImport] | type[ItemsImport]) -> N
     from rich.console import Console
     from rich.progress import Progress
 
-    from clicktune.api.imports import import_file
+    from clicktune.ingest.imports import import_file
     from clicktune.store.engine import make_engine, migrate
 
     settings = _setup()

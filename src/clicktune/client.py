@@ -1,7 +1,7 @@
-"""A small typed Python client for the clicktune REST API (API.md), built on httpx.
+"""A small typed Python client for the clicktune REST API (docs/api.md), built on httpx.
 
-Every 4xx/5xx answer raises `ClicktuneError` with the contract's error `code`, `message` and
-`param`, so callers branch on codes rather than on status numbers or message text.
+Every 4xx/5xx answer raises `ErrorResponse`, a `ClicktuneError` with the contract's error `code`,
+`message` and `param`, so callers branch on codes rather than on status numbers or message text.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from clicktune.api_paths import API_PREFIX
+from clicktune.errors import ClicktuneError
 from clicktune.status import FINISHED_STATUSES, Promotion, TaskStatus
 
 DEFAULT_ITEMS_CHUNK = 1000
@@ -41,20 +42,19 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-class ClicktuneError(Exception):
+class ErrorResponse(ClicktuneError):
     """An error answer of the API: `status_code` plus the contract's `code`, `message`, `param`."""
 
     def __init__(self, status_code: int, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(
-            f"{status_code} {code}: {message}" + (f" (param {param})" if param else "")
-        )
+        super().__init__(message, param, code=code)
         self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.param = param
+
+    def __str__(self) -> str:
+        where = f" (param {self.param})" if self.param else ""
+        return f"{self.status_code} {self.code}: {self.message}{where}"
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> ClicktuneError:
+    def from_response(cls, response: httpx.Response) -> ErrorResponse:
         try:
             error = response.json()["error"]
             return cls(response.status_code, error["code"], error["message"], error.get("param"))
@@ -65,12 +65,12 @@ class ClicktuneError(Exception):
 
 
 class ClicktuneClient:
-    """Synchronous client; `api_key` is sent as `Authorization: Bearer` (API.md); `http` reuses
-    any `httpx.Client` (e.g. FastAPI's TestClient).
+    """Synchronous client; `api_key` is sent as `Authorization: Bearer` (docs/api.md); `http`
+    reuses any `httpx.Client` (e.g. FastAPI's TestClient).
 
     A `429` or `503` answer is retried up to `retries` times, waiting as `Retry-After` says or
-    `backoff_s`, doubling (every write is safe to repeat: API.md); connection failures are retried
-    by the transport. A streamed body (an import) is never resent.
+    `backoff_s`, doubling (every write is safe to repeat: docs/api.md); connection failures are
+    retried by the transport. A streamed body (an import) is never resent.
     """
 
     def __init__(
@@ -118,7 +118,7 @@ class ClicktuneClient:
                 break
             time.sleep(self._wait_s(response, attempt))
         if response.status_code >= 400:
-            raise ClicktuneError.from_response(response)
+            raise ErrorResponse.from_response(response)
         return response
 
     def _wait_s(self, response: httpx.Response, attempt: int) -> float:
@@ -425,7 +425,7 @@ class ClicktuneClient:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ClicktuneError.from_response(response)
+                    raise ErrorResponse.from_response(response)
                 with archive.open("wb") as handle:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)

@@ -1,4 +1,4 @@
-"""API keys (API.md, Authentication): who may call what, refused in the contract's format
+"""API keys (docs/api.md, Authentication): who may call what, refused in the contract's format
 before anything is read or changed, and no key or password in any answer."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from clicktune.api.app import create_app
 from clicktune.api.auth import INGEST_ROUTES, OPEN_ROUTES
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.settings import Settings
 
 ADMIN_KEY = "adm-7f3c9a1e5b"
@@ -93,7 +93,7 @@ def test_every_route_is_admin_but_the_declared_ingest_and_open_ones(settings: Se
 
 
 def test_the_python_client_sends_its_key(keyed: TestClient) -> None:
-    with pytest.raises(ClicktuneError) as refused:
+    with pytest.raises(ErrorResponse) as refused:
         ClicktuneClient(http=keyed).list_batches()
     assert refused.value.code == "unauthorized"
     assert ClicktuneClient(http=keyed, api_key=ADMIN_KEY).list_batches()["data"] == []

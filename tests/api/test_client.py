@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import load_collection
 from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
@@ -32,7 +32,7 @@ def test_sessions_events_and_errors_carry_the_contract_codes(api: ClicktuneClien
     created = api.create_session("s/1 ?#", "red shoes", results("a", "b"), search_meta={"p": 1})
     assert created["session_id"] == "s/1 ?#"
     assert api.create_session("s/1 ?#", "red shoes", results("a", "b"), search_meta={"p": 1})
-    with pytest.raises(ClicktuneError) as conflict:
+    with pytest.raises(ErrorResponse) as conflict:
         api.create_session("s/1 ?#", "blue shoes", results("a"))
     assert (conflict.value.status_code, conflict.value.code) == (409, "session_conflict")
     events = [{"event_id": "e1", "object_id": "b", "event_type": "add_to_cart"}]
@@ -40,14 +40,14 @@ def test_sessions_events_and_errors_carry_the_contract_codes(api: ClicktuneClien
     assert api.add_events("s/1 ?#", events) == {"accepted": 0, "duplicates": 1}
     stored = api.get_session("s/1 ?#")
     assert [(e["object_id"], e["event_type"]) for e in stored["events"]] == [("b", "add_to_cart")]
-    with pytest.raises(ClicktuneError) as unknown:
+    with pytest.raises(ErrorResponse) as unknown:
         api.add_events("s/1 ?#", [{"event_id": "e2", "object_id": "zzz"}])
     assert (unknown.value.status_code, unknown.value.code) == (422, "unknown_object")
-    with pytest.raises(ClicktuneError) as invalid:
+    with pytest.raises(ErrorResponse) as invalid:
         api.create_session("s2", "q", [{"object_id": ""}])
     assert invalid.value.code == "invalid_request"
     assert invalid.value.param == "search_results.0.object_id"
-    with pytest.raises(ClicktuneError) as missing:
+    with pytest.raises(ErrorResponse) as missing:
         api.mark_irrelevant("nope")
     assert (missing.value.status_code, missing.value.code) == (404, "session_not_found")
     assert "session_not_found" in str(missing.value)
@@ -78,7 +78,7 @@ def test_release_batches_and_paginated_sessions(api: ClicktuneClient) -> None:
     assert api.list_batches(status="released")["data"][0]["batch_id"] == released["batch_id"]
     sessions = list(api.iter_batch_sessions(released["batch_id"], page_size=2))
     assert [s["session_id"] for s in sessions] == [f"s{n}" for n in range(5)]
-    with pytest.raises(ClicktuneError) as empty:
+    with pytest.raises(ErrorResponse) as empty:
         api.release_batch("r2")
     assert empty.value.code == "no_collecting_batch"
 
@@ -92,7 +92,7 @@ def test_items_bulk_is_chunked_and_ids_are_escaped(api: ClicktuneClient) -> None
     api.put_item("item/7 #x", fields={"title": "seven"})
     assert api.get_item("item/7 #x")["fields"] == {"title": "seven"}
     api.delete_item("item/7 #x")
-    with pytest.raises(ClicktuneError) as gone:
+    with pytest.raises(ErrorResponse) as gone:
         api.get_item("item/7 #x")
     assert (gone.value.status_code, gone.value.code) == (404, "item_not_found")
     with pytest.raises(ValueError):
@@ -101,7 +101,7 @@ def test_items_bulk_is_chunked_and_ids_are_escaped(api: ClicktuneClient) -> None
 
 def test_tasks_create_cancel_restart_and_events(api: ClicktuneClient) -> None:
     assert METHOD in [m["name"] for m in api.list_methods()]
-    with pytest.raises(ClicktuneError) as no_method:
+    with pytest.raises(ErrorResponse) as no_method:
         api.create_task("No Such Method")
     assert (no_method.value.status_code, no_method.value.code) == (404, "method_not_found")
     api.create_session("s1", "q", results("a"))
@@ -112,14 +112,14 @@ def test_tasks_create_cancel_restart_and_events(api: ClicktuneClient) -> None:
     )
     assert api.get_task(task["id"])["batch_id"] == task["batch_id"]
     assert api.list_tasks(status="pending")["total"] == 1
-    with pytest.raises(ClicktuneError) as not_yet:
+    with pytest.raises(ErrorResponse) as not_yet:
         api.download_model(task["id"], Path("unused"))
     assert not_yet.value.status_code == 404
     assert api.cancel_task(task["id"])["status"] == "canceled"
     seen: list[str] = []
     final = api.wait_for_task(task["id"], on_progress=lambda t: seen.append(t["status"]))
     assert final["status"] == seen[-1] == "canceled"
-    with pytest.raises(ClicktuneError) as finished:
+    with pytest.raises(ErrorResponse) as finished:
         api.cancel_task(task["id"])
     assert finished.value.code == "task_finished"
     restarted = api.restart_task(task["id"])
@@ -225,10 +225,10 @@ def test_busy_answers_are_retried_with_backoff_and_streams_never_resent() -> Non
         backoff_s=0.01,
     )
     seen.clear()
-    with pytest.raises(ClicktuneError) as refused:
+    with pytest.raises(ErrorResponse) as refused:
         busy.ping()
     assert (refused.value.status_code, len(seen)) == (503, 3)
     seen.clear()
-    with pytest.raises(ClicktuneError):
+    with pytest.raises(ErrorResponse):
         busy.import_sessions([{"session_id": "s"}])
     assert len(seen) == 1  # a streamed body cannot be sent twice

@@ -156,8 +156,10 @@ def test_concurrent_retries_of_a_session_and_its_events(engine: Engine) -> None:
     )
     assert sum(accepted for accepted, _ in counts) == len(ids)
     assert all(accepted + duplicates == len(ids) for accepted, duplicates in counts)
-    lines = [store.ImportLine(1, new_session("twin"), [click("e-0"), click("e-new")])]
-    imported = run_together([lambda: write(engine, store.import_sessions, lines) for _ in range(4)])
+    incoming = [store.IncomingSession(1, new_session("twin"), [click("e-0"), click("e-new")])]
+    imported = run_together(
+        [lambda: write(engine, store.import_sessions, incoming) for _ in range(4)]
+    )
     assert sum(result.events for result in imported) == 1
     assert all(result.errors == [] and result.sessions == 0 for result in imported)
     with read_transaction(engine) as conn:

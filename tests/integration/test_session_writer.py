@@ -36,12 +36,12 @@ def test_one_group_answers_each_line_as_a_single_registration_would(engine: Engi
     write(engine, store.register_session, new_session("stored"), [click("e-1")])
     conflicting = {**new_session("stored"), "search_query": "something else"}
     lines = [
-        store.ImportLine(0, new_session("a"), [click("e-1"), click("e-1")]),
-        store.ImportLine(1, new_session("a"), [click("e-2", "o-1")]),
-        store.ImportLine(2, conflicting, []),
-        store.ImportLine(3, new_session("b"), [click("e-1", "not-shown")]),
-        store.ImportLine(4, new_session("stored"), [click("e-2")]),
-        store.ImportLine(5, new_session("c"), []),
+        store.IncomingSession(0, new_session("a"), [click("e-1"), click("e-1")]),
+        store.IncomingSession(1, new_session("a"), [click("e-2", "o-1")]),
+        store.IncomingSession(2, conflicting, []),
+        store.IncomingSession(3, new_session("b"), [click("e-1", "not-shown")]),
+        store.IncomingSession(4, new_session("stored"), [click("e-2")]),
+        store.IncomingSession(5, new_session("c"), []),
     ]
     outcomes, counts = write(engine, store.register_sessions, lines)
     first, retry, conflict, unknown, stored, plain = outcomes

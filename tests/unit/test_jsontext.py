@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clicktune.jsontext import json_bytes, json_text
+from clicktune.jsontext import canonical_hash, json_bytes, json_text
 
 VALUES = [
     {"object_id": "doc-1", "rank": 0.99, "meta": {}},
@@ -26,3 +26,17 @@ def test_integers_beyond_64_bits_stay_exact() -> None:
     value = {"id": 123456789012345678901234567890}
     assert json_text(value) == '{"id":123456789012345678901234567890}'
     assert json.loads(json_text(value))["id"] == 123456789012345678901234567890
+
+
+def test_the_canonical_hash_is_the_one_stored_rows_hold() -> None:
+    session = {
+        "session_id": "s-1",
+        "search_query": "café",
+        "search_results": [{"object_id": "o", "rank": None, "meta": {}}],
+        "search_meta": {},
+        "user_id": None,
+        "created_at": 1.5,
+    }
+    reordered = dict(reversed(list(session.items())))
+    expected = "eefa2c39061e726e93262a8e138fd9543c418fb706d92315e109efe972672247"
+    assert canonical_hash(session) == canonical_hash(reordered) == expected

@@ -35,14 +35,15 @@ ALLOWED: dict[str, set[str]] = {
     "store": FOUNDATION,
     "evaluation": FOUNDATION,
     "tracking": FOUNDATION,
+    "ingest": FOUNDATION | {"store"},
     "training": FOUNDATION | {"evaluation"},
     "tuning": FOUNDATION | {"training", "evaluation", "tracking"},
     "methods": FOUNDATION | {"tuning", "training", "evaluation"},
-    "api": FOUNDATION | {"facade", "store", "methods", "tracking", "evaluation"},
+    "api": FOUNDATION | {"facade", "store", "ingest", "methods", "tracking", "evaluation"},
     "worker": FOUNDATION | {"store", "tuning", "methods", "tracking"},
     "simulate": FOUNDATION | {"client", "evaluation", "tuning", "methods"},
     "facade": FOUNDATION | {"tuning", "methods", "training"},
-    "cli": FOUNDATION | {"api", "worker", "simulate", "store", "tracking"},
+    "cli": FOUNDATION | {"api", "ingest", "worker", "simulate", "store", "tracking"},
     "__main__": {"cli"},
 }
 """What each part may import, besides itself. `facade` is the package root (`clicktune`), the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clicktune.api.bodies import LineChunks
+from clicktune.ingest.ndjson import LineChunks
 
 
 def test_chunks_are_cut_by_count_and_by_bytes() -> None:

@@ -16,11 +16,11 @@ from clicktune.api.errors import install_error_handlers
 from clicktune.api.metrics import ApiMetrics, RequestMetrics
 from clicktune.api.routers import (
     clickstream,
+    comparison,
     embeddings,
     items,
     judgments,
     models,
-    online,
     service,
     tasks,
 )
@@ -36,7 +36,7 @@ log = get_logger(__name__)
 ROUTERS = (
     service.router,
     clickstream.router,
-    online.router,
+    comparison.router,
     items.router,
     judgments.router,
     tasks.router,

@@ -1,4 +1,4 @@
-"""API keys (API.md, Authentication): who may call which route, checked before anything else.
+"""API keys (docs/api.md, Authentication): who may call which route, checked before anything else.
 
 An ASGI middleware rather than a route dependency: FastAPI reads and parses a body before it
 runs dependencies, and an unauthenticated request should cost nothing and learn nothing (not
@@ -14,8 +14,9 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clicktune.api.errors import error_body
+from clicktune.api.errors import Forbidden, Unauthorized, error_response
 from clicktune.api_paths import API_PREFIX, METRICS_PATH
+from clicktune.errors import ClicktuneError
 from clicktune.logs import get_logger
 from clicktune.settings import ApiRole
 
@@ -63,12 +64,11 @@ class ApiKeyAuth:
         role = self.roles.get(_digest(_bearer_token(scope)))
         if role is None:
             log.info("request_unauthorized", method=route[0], path=route[1])
-            await _refuse(401, "unauthorized", "A valid API key is required.")(scope, receive, send)
+            await _refuse(Unauthorized("A valid API key is required."))(scope, receive, send)
         elif role == "ingest" and route not in INGEST_ROUTES:
             log.info("request_forbidden", method=route[0], path=route[1], role=role)
-            await _refuse(403, "forbidden", f"An {role} key may not call {route[0]} {route[1]}.")(
-                scope, receive, send
-            )
+            refusal = Forbidden(f"An {role} key may not call {route[0]} {route[1]}.")
+            await _refuse(refusal)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -88,7 +88,5 @@ def _bearer_token(scope: Scope) -> str:
     return ""
 
 
-def _refuse(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        error_body(code, message), status_code=status, headers={"WWW-Authenticate": "Bearer"}
-    )
+def _refuse(error: ClicktuneError) -> JSONResponse:
+    return error_response(error, headers={"WWW-Authenticate": "Bearer"})

@@ -1,18 +1,21 @@
-"""Request bodies: content types, the size limit, and NDJSON read line by line."""
+"""Request bodies: content types, the size limit, and NDJSON read as it arrives."""
 
 from __future__ import annotations
 
 import email.message
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clicktune.api.errors import ApiError, error_body, validation_error
+from clicktune.api.errors import PayloadTooLarge, UnsupportedMediaType, error_body, status_of
+from clicktune.errors import InvalidInput
+from clicktune.ingest.ndjson import LineChunks, NumberedLines, parse_ndjson
+from clicktune.ingest.validation import Model, parse_json, placed_under
 
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"}
@@ -40,11 +43,8 @@ async def require_json(request: Request) -> None:
     raise unsupported_media_type(request, "application/json")
 
 
-def unsupported_media_type(request: Request, expected: str) -> ApiError:
-    given = request.headers.get("content-type") or "none"
-    return ApiError(
-        415, "unsupported_media_type", f"Content-Type must be {expected} (got {given})."
-    )
+def unsupported_media_type(request: Request, expected: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(expected, request.headers.get("content-type"))
 
 
 class BodySizeLimit:
@@ -74,7 +74,7 @@ class BodySizeLimit:
         limit = self.limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, limit)
+            await self._reject(send, PayloadTooLarge(limit))
             return
         received = 0
 
@@ -84,138 +84,23 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, _too_large(limit))
+                    # An HTTPException: FastAPI turns anything else raised while it reads a
+                    # body into 400 bad_request.
+                    error = PayloadTooLarge(limit)
+                    raise HTTPException(status_of(error), error.message)
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _reject(self, send: Send, limit: int) -> None:
-        body = json.dumps(error_body("payload_too_large", _too_large(limit))).encode()
+    async def _reject(self, send: Send, error: PayloadTooLarge) -> None:
+        body = json.dumps(error_body(error)).encode()
         headers: list[tuple[bytes, bytes]] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status_of(error), "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _too_large(limit: int) -> str:
-    return f"The request body is larger than {limit} bytes."
-
-
-class LineSplitter:
-    """Cuts a byte stream into numbered lines, holding at most one line of `max_line_bytes`.
-
-    A longer line comes out as `(number, None)`; blank lines are counted but not returned.
-    """
-
-    def __init__(self, max_line_bytes: int) -> None:
-        self.max_line_bytes = max_line_bytes
-        self.number = 0
-        self._partial = bytearray()
-        self._too_long = False
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes | None]]:
-        lines: list[tuple[int, bytes | None]] = []
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            self._append(data[start:end])
-            self._end_line(lines)
-            start = end + 1
-        self._append(data[start:])
-        return lines
-
-    def finish(self) -> list[tuple[int, bytes | None]]:
-        lines: list[tuple[int, bytes | None]] = []
-        if self._partial or self._too_long:
-            self._end_line(lines)
-        return lines
-
-    def _append(self, piece: bytes) -> None:
-        if self._too_long:
-            return
-        self._partial += piece
-        if len(self._partial) > self.max_line_bytes:
-            self._partial.clear()
-            self._too_long = True
-
-    def _end_line(self, lines: list[tuple[int, bytes | None]]) -> None:
-        self.number += 1
-        if self._too_long:
-            lines.append((self.number, None))
-        elif self._partial.strip():
-            lines.append((self.number, bytes(self._partial)))
-        self._partial.clear()
-        self._too_long = False
-
-
-NumberedLines = list[tuple[int, bytes | None]]
-
-
-class LineChunks:
-    """Groups a byte stream's lines into chunks of at most `lines_per_chunk` lines and about
-    `bytes_per_chunk` bytes, so an import holds one chunk whatever its lines' sizes."""
-
-    def __init__(self, max_line_bytes: int, lines_per_chunk: int, bytes_per_chunk: int) -> None:
-        self.splitter = LineSplitter(max_line_bytes)
-        self.lines_per_chunk = lines_per_chunk
-        self.bytes_per_chunk = bytes_per_chunk
-        self._pending: NumberedLines = []
-        self._pending_bytes = 0
-
-    def feed(self, data: bytes) -> list[NumberedLines]:
-        """The chunks that `data` completes."""
-        return self._collect(self.splitter.feed(data))
-
-    def finish(self) -> list[NumberedLines]:
-        """The rest, once the stream has ended."""
-        chunks = self._collect(self.splitter.finish())
-        if self._pending:
-            chunks.append(self._pending)
-            self._pending = []
-        return chunks
-
-    def _collect(self, lines: NumberedLines) -> list[NumberedLines]:
-        chunks: list[NumberedLines] = []
-        for number, raw in lines:
-            self._pending.append((number, raw))
-            self._pending_bytes += len(raw or b"")
-            full = len(self._pending) >= self.lines_per_chunk
-            if full or self._pending_bytes >= self.bytes_per_chunk:
-                chunks.append(self._pending)
-                self._pending = []
-                self._pending_bytes = 0
-        return chunks
-
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-def parse_line(
-    raw: bytes, model: type[Model], check: Callable[[Model], None] | None = None
-) -> Model | ApiError:
-    """One JSON object as `model` (then `check`ed), or the error an endpoint would answer."""
-    try:
-        try:
-            value = model.model_validate_json(raw)
-        except ValidationError as exc:
-            if exc.errors()[0]["type"] != "json_invalid":
-                raise
-            # pydantic's parser refuses escaped lone surrogates ("\ud800"), which are JSON:
-            # Python's decodes them and the model names the field that cannot hold one.
-            try:
-                decoded = json.loads(raw)
-            except (ValueError, RecursionError):  # not JSON, or nested too deep to be a body
-                raise exc from None
-            value = model.model_validate(decoded)
-        if check is not None:
-            check(value)
-    except ValidationError as exc:
-        return validation_error(exc.errors(include_url=False))
-    except ApiError as exc:
-        return exc
-    return value
 
 
 async def raw_body(request: Request) -> bytes:
@@ -239,14 +124,17 @@ def parse_bulk_body(
     one is the error, its param `<field>.<index>.…` (and `Line <n>` named for NDJSON)."""
     media = media_type(request)
     if is_json(media):
-        parsed = parse_line(raw, envelope)
-        if isinstance(parsed, ApiError):
+        parsed = parse_json(raw, envelope)
+        if isinstance(parsed, InvalidInput):
             raise parsed
         values: list[Model] = getattr(parsed, field)
         check_count(len(values))
         for index, value in enumerate(values):
-            if check is not None and isinstance(error := parse_checked(value, check), ApiError):
-                raise _at(error, f"{field}.{index}")
+            try:
+                if check is not None:
+                    check(value)
+            except InvalidInput as error:
+                raise placed_under(error, f"{field}.{index}") from None
         return values
     if media not in NDJSON_TYPES:
         raise unsupported_media_type(request, "application/json or application/x-ndjson")
@@ -258,44 +146,6 @@ def parse_bulk_body(
         check_count=check_count,
         check=check,
     )
-
-
-def parse_ndjson(
-    raw: bytes,
-    line: type[Model],
-    *,
-    field: str,
-    max_line_bytes: int,
-    check_count: Callable[[int], None],
-    check: Callable[[Model], None] | None = None,
-) -> list[Model]:
-    """NDJSON as `line` objects, all or nothing (see `parse_bulk_body`)."""
-    splitter = LineSplitter(max_line_bytes)
-    lines = splitter.feed(raw) + splitter.finish()
-    check_count(len(lines))
-    values = []
-    for index, (number, text) in enumerate(lines):
-        result = parse_line(text or b"", line, check)
-        if isinstance(result, ApiError):
-            error = _at(result, f"{field}.{index}")
-            message = "not valid JSON." if error.code == "invalid_json" else error.message
-            raise ApiError(error.status, error.code, f"Line {number}: {message}", error.param)
-        values.append(result)
-    return values
-
-
-def parse_checked(value: Model, check: Callable[[Model], None]) -> Model | ApiError:
-    try:
-        check(value)
-    except ApiError as exc:
-        return exc
-    return value
-
-
-def _at(error: ApiError, where: str) -> ApiError:
-    """The error of one object of a bulk body, its param under the object's place."""
-    param = f"{where}.{error.param}" if error.param else where
-    return ApiError(error.status, error.code, error.message, param)
 
 
 async def ndjson_chunks(request: Request, chunks: LineChunks) -> AsyncIterator[NumberedLines]:

@@ -1,8 +1,12 @@
-"""The contract's one error body, `{"error": {"code", "message", "param"}}`, on every error path."""
+"""The contract's one error body, `{"error": {"code", "message", "param"}}`, on every error path,
+and the one table that gives each error code its HTTP status.
+
+Routes raise `ClicktuneError`s, or let those of the layers below pass; one handler answers each
+with its code's status. A code missing from the table is a bug, answered 500.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,96 +14,137 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clicktune.errors import ClicktuneError
+from clicktune.ingest.validation import invalid_input
 from clicktune.logs import get_logger
-from clicktune.store.clickstream import ClickstreamError
+from clicktune.store.clickstream import NothingToRelease
 
 log = get_logger(__name__)
 
-
-class ApiError(Exception):
-    """Raised anywhere below a route to answer with the contract's error body."""
-
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-
-
-def store_error(error: ClickstreamError, status: int) -> ApiError:
-    """A store's refusal (it carries the contract's code) as this endpoint answers it."""
-    return ApiError(status, error.code, error.message, error.param)
-
-
-def error_body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "param": param}}
-
-
-def error_response(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(code, message, param))
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+ERROR_STATUS: dict[str | type[ClicktuneError], int] = {
+    # The request as HTTP.
+    "invalid_json": 400,
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    # Unknown ids.
+    "session_not_found": 404,
+    "batch_not_found": 404,
+    "item_not_found": 404,
+    "judgment_set_not_found": 404,
+    "task_not_found": 404,
+    "event_not_found": 404,
+    "method_not_found": 404,
+    "model_not_found": 404,
+    "no_challenger": 404,
+    NothingToRelease: 404,
+    # State conflicts.
+    "session_conflict": 409,
+    "batch_not_released": 409,
+    "no_collecting_batch": 409,
+    "idempotency_key_reused": 409,
+    "task_exists": 409,
+    "task_finished": 409,
+    "task_not_restartable": 409,
+    # Invalid input.
+    "invalid_request": 422,
+    "invalid_timestamp": 422,
+    "duplicate_object": 422,
+    "unknown_object": 422,
+    "duplicate_judgment": 422,
+    "meta_too_large": 422,
+    "line_too_long": 422,
+    "too_many_search_results": 422,
+    "too_many_events": 422,
+    "too_many_sessions": 422,
+    "too_many_items": 422,
+    "too_many_judgments": 422,
+    "too_many_inputs": 422,
+    "input_too_long": 422,
+    "invalid_hyperparameter": 422,
+    # A dependency failed: retry later.
+    "model_unavailable": 503,
+    "model_registry_unavailable": 503,
+    "dependency_unavailable": 503,
+    "internal_error": 500,
 }
+"""Each code's status. One code has two: `no_collecting_batch` is a conflict for a task create
+that needs a batch, but a release that finds nothing collected answers 404 (the collecting batch
+it addresses does not exist), so that error is keyed by its type."""
+
+_FRAMEWORK_CODES = (
+    "bad_request",
+    "not_found",
+    "method_not_allowed",
+    "not_acceptable",
+    "payload_too_large",
+    "unsupported_media_type",
+)
+_CODE_OF_STATUS = {ERROR_STATUS[code]: code for code in _FRAMEWORK_CODES}
+"""The code of an error the framework raises with a status of its own (an unknown path, …)."""
 
 
-_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+class Unauthorized(ClicktuneError):
+    code = "unauthorized"
 
 
-def _param_path(loc: tuple[Any, ...], located: bool) -> str | None:
-    """`a.0.b` from a pydantic location; `located`: its first part says where in the request
-    (FastAPI's `body`, `query`, …), not a field."""
-    if located and loc and loc[0] in _LOCATIONS:
-        loc = loc[1:]
-    return ".".join(str(part) for part in loc) or None
+class Forbidden(ClicktuneError):
+    code = "forbidden"
 
 
-def validation_error(errors: Sequence[Any], *, located: bool = False) -> ApiError:
-    """The contract's error for pydantic validation errors: the first one names the param.
+class PayloadTooLarge(ClicktuneError):
+    code = "payload_too_large"
 
-    `located`: the errors are FastAPI's request errors (their locations start with where in
-    the request); else a model validated the body itself.
-    """
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    if first.get("type") == "json_invalid":
-        return ApiError(400, "invalid_json", "The request body is not valid JSON.")
-    param = _param_path(tuple(first.get("loc", ())), located)
-    ctx_code = (first.get("ctx") or {}).get("code") if isinstance(first.get("ctx"), dict) else None
-    code = ctx_code or "invalid_request"
-    message = str(first.get("msg", "invalid request"))
-    if param:
-        message = f"{param}: {message}"
-    return ApiError(422, code, message, param)
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
 
 
-def _validation_response(exc: RequestValidationError) -> JSONResponse:
-    error = validation_error(exc.errors(), located=True)
-    return error_response(error.status, error.code, error.message, error.param)
+class UnsupportedMediaType(ClicktuneError):
+    code = "unsupported_media_type"
+
+    def __init__(self, expected: str, given: str | None) -> None:
+        super().__init__(f"Content-Type must be {expected} (got {given or 'none'}).")
+
+
+def status_of(error: ClicktuneError) -> int:
+    """The error's status from `ERROR_STATUS`: by its type where that has one, else its code."""
+    status = ERROR_STATUS.get(type(error)) or ERROR_STATUS.get(error.code)
+    if status is None:
+        log.error("error_code_without_status", code=error.code)
+        return 500
+    return status
+
+
+def error_body(error: ClicktuneError) -> dict[str, Any]:
+    return {"error": error.detail()}
+
+
+def error_response(error: ClicktuneError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status_of(error), content=error_body(error), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.param)
+    @app.exception_handler(ClicktuneError)
+    async def _clicktune_error(_request: Request, exc: ClicktuneError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_response(exc)
+        return error_response(invalid_input(exc.errors(), located=True))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-        return error_response(exc.status_code, code, message)
+        content = error_body(ClicktuneError(message, code=code))
+        return JSONResponse(status_code=exc.status_code, content=content)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path, method=request.method)
-        return error_response(500, "internal_error", "Internal server error (a bug; see the logs).")
+        return error_response(ClicktuneError("Internal server error (a bug; see the logs)."))

@@ -96,7 +96,7 @@ class SessionWriter:
 
     def _store(self, group: list[_Waiting]) -> None:
         lines = [
-            store.ImportLine(index, waiting.session, waiting.events)
+            store.IncomingSession(index, waiting.session, waiting.events)
             for index, waiting in enumerate(group)
         ]
         try:

@@ -14,14 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from clicktune.client import ClicktuneClient
+from clicktune.errors import NoChallenger
 from clicktune.evaluation.retrieval import DenseRetriever
 from clicktune.simulate.collection import Collection
 from clicktune.simulate.serving import CorpusEncoding
 from clicktune.simulate.sessions import PAGE_SIZE, Page, Serve
-
-
-class NoChallenger(RuntimeError):
-    """Online traffic needs a challenger; the method has none."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.evaluation.retrieval import retrieval_metrics
 from clicktune.ids import new_id
 from clicktune.methods.default import DefaultFineTuningMethod
@@ -147,7 +147,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console) -> None
             f"lost the service at {options.url} ({exc}); start one with `clicktune up`, "
             "or let the demo start it with --start"
         ) from exc
-    except ClicktuneError as exc:
+    except ErrorResponse as exc:
         raise SimulationFailed(f"the service refused a request: {exc}") from exc
 
 

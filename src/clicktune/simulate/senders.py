@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.simulate.collection import Collection, Document
 from clicktune.simulate.sessions import SimulatedSession
 
@@ -61,7 +61,7 @@ def send_batch(client: ClicktuneClient, batch: Sequence[SimulatedSession]) -> Se
         first = answer["errors"][0]
         error = first["error"]
         message = f"session {first['index']} of the batch: {error['message']}"
-        raise ClicktuneError(422, error["code"], message, error["param"])
+        raise ErrorResponse(422, error["code"], message, error["param"])
     irrelevant = [session for session in batch if session.outcome.irrelevant]
     for session in irrelevant:
         client.mark_irrelevant(session.session_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
 
 STOP_TIMEOUT_S = 60.0
 
@@ -106,7 +106,7 @@ def _wait_until_up(
             try:
                 client.ping()
                 return
-            except (httpx.HTTPError, ClicktuneError) as exc:
+            except (httpx.HTTPError, ErrorResponse) as exc:
                 if time.monotonic() > deadline:
                     raise ServiceNotStarted(
                         f"the service did not answer at {url} within {timeout_s:.0f} s: "

@@ -16,10 +16,11 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from clicktune.client import ClicktuneClient, ClicktuneError
+from clicktune.client import ClicktuneClient, ErrorResponse
+from clicktune.errors import NoChallenger
 from clicktune.evaluation.retrieval import model_fingerprint
 from clicktune.ids import new_id
-from clicktune.simulate.arms import NoChallenger, ab_serve, interleave_serve, load_arms
+from clicktune.simulate.arms import ab_serve, interleave_serve, load_arms
 from clicktune.simulate.click_model import ClickModelConfig, PositionBasedClickModel
 from clicktune.simulate.collection import Collection, load_collection
 from clicktune.simulate.senders import import_sessions, load_items, send_sessions, write_ndjson
@@ -97,7 +98,7 @@ def simulate_command(options: SimulateOptions, console: Console) -> None:
         raise SimulationFailed(
             f"cannot reach the service at {options.url} ({exc}); is `clicktune up` running?"
         ) from exc
-    except ClicktuneError as exc:
+    except ErrorResponse as exc:
         raise SimulationFailed(f"the service refused a request: {exc}") from exc
 
 

@@ -18,8 +18,6 @@ may lose a race to a concurrent transaction runs in a savepoint and is resolved 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
@@ -36,7 +34,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from clicktune.errors import ClicktuneError
 from clicktune.ids import new_id
+from clicktune.jsontext import canonical_hash
 from clicktune.store.bulk import insert_rows
 from clicktune.store.tables import batches, events, sessions
 from clicktune.timeutil import now as current_time
@@ -104,10 +104,12 @@ class NewEvent(TypedDict):
 
 
 @dataclass(frozen=True)
-class ImportLine:
-    """One line of a clickstream import: a session with its events."""
+class IncomingSession:
+    """A session to store with its events, as a live request or an import brings it; `position`
+    is its place there (an import's line number, a request's index), by which outcomes are told.
+    """
 
-    line: int
+    position: int
     session: NewSession
     events: list[NewEvent]
     is_irrelevant: bool = False
@@ -115,25 +117,19 @@ class ImportLine:
 
 @dataclass
 class ImportResult:
-    """What a chunk of import lines did; `duplicates` counts sessions and events already stored."""
+    """What storing incoming sessions did; `duplicates` counts sessions and events already stored,
+    `errors` the refused ones by position."""
 
     sessions: int = 0
     events: int = 0
     duplicates: int = 0
     errors: list[tuple[int, ClickstreamError]] = field(default_factory=list)
     created: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
-    """By line: the session row this chunk stored and the event rows that line brought."""
+    """By position: the session row stored and the event rows that session brought."""
 
 
-class ClickstreamError(Exception):
-    """A request the clickstream cannot accept; `code` is the API's error code."""
-
-    code = "clickstream_error"
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
+class ClickstreamError(ClicktuneError):
+    """A request the clickstream cannot accept."""
 
 
 class SessionNotFound(ClickstreamError):
@@ -179,6 +175,8 @@ class BatchNotReleased(ClickstreamError):
 
 
 class NoCollectingBatch(ClickstreamError):
+    """A task create without a batch_id found nothing collected to release and train on."""
+
     code = "no_collecting_batch"
 
     def __init__(self) -> None:
@@ -187,10 +185,18 @@ class NoCollectingBatch(ClickstreamError):
         )
 
 
+class NothingToRelease(ClickstreamError):
+    """A release found nothing collected: the collecting batch it addresses does not exist."""
+
+    code = "no_collecting_batch"
+
+    def __init__(self) -> None:
+        super().__init__("No sessions were collected since the last release.")
+
+
 def content_hash(session: NewSession) -> str:
     """Fingerprint of what the client sent, deciding whether a repeated session_id is a retry."""
-    canonical = json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_hash(session)
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -213,31 +219,31 @@ def register_session(
     Raises `SessionConflict` when the session_id is taken by different content, `UnknownObject`
     for an event on an object the session did not show (nothing of the session is stored).
     """
-    [outcome], _ = register_sessions(conn, [ImportLine(0, session, list(new_events))])
+    [outcome], _ = register_sessions(conn, [IncomingSession(0, session, list(new_events))])
     if isinstance(outcome, ClickstreamError):
         raise outcome
     return outcome
 
 
 def register_sessions(
-    conn: Connection, lines: Sequence[ImportLine]
+    conn: Connection, incoming: Sequence[IncomingSession]
 ) -> tuple[list[RegisteredSession | ClickstreamError], ImportResult]:
-    """Many registrations in one transaction (the API's group commit): each line's outcome as
+    """Many registrations in one transaction (the API's group commit): each session's outcome as
     `register_session` gives it, in order, and what they stored in all. A new session is
     answered from what was written; a retry is read back, with the events stored before it."""
-    result = import_sessions(conn, lines)
+    result = import_sessions(conn, incoming)
     errors = dict(result.errors)
     outcomes: list[RegisteredSession | ClickstreamError] = []
-    for line in lines:
-        if line.line in errors:
-            outcomes.append(errors[line.line])
-        elif (created := result.created.get(line.line)) is not None:
+    for one in incoming:
+        if one.position in errors:
+            outcomes.append(errors[one.position])
+        elif (created := result.created.get(one.position)) is not None:
             row, event_rows = created
             views = [{name: event[name] for name in _EVENT_VIEW_FIELDS} for event in event_rows]
             view = {**_session_fields(row), "is_irrelevant": False, "events": views}
             outcomes.append(RegisteredSession(view, created=True))
         else:
-            stored = get_session(conn, line.session["session_id"])
+            stored = get_session(conn, one.session["session_id"])
             assert stored is not None
             outcomes.append(RegisteredSession(stored, created=False))
     return outcomes, result
@@ -286,20 +292,20 @@ def mark_irrelevant(conn: Connection, session_id: str) -> dict[str, Any]:
     return view
 
 
-def import_sessions(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult:
-    """Store a chunk of import lines; a line that cannot be stored is reported.
+def import_sessions(conn: Connection, incoming: Sequence[IncomingSession]) -> ImportResult:
+    """Store incoming sessions with their events; one that cannot be stored is reported.
 
-    A line whose session is already stored with the same content adds its events (duplicates
-    ignored); with different content it is a `SessionConflict`. A line with an event on an
-    object_id its session did not show stores nothing (`UnknownObject`).
+    A session already stored with the same content adds its events (duplicates ignored); with
+    different content it is a `SessionConflict`. A session with an event on an object_id it did
+    not show stores nothing (`UnknownObject`).
     """
     if conn.dialect.name == "sqlite":
         # The write transaction holds the database's write lock: no concurrent insert can race.
-        return _import_chunk(conn, lines)
+        return _import_chunk(conn, incoming)
     for attempt in range(_RACE_RETRIES):
         try:
             with conn.begin_nested():
-                return _import_chunk(conn, lines)
+                return _import_chunk(conn, incoming)
         except IntegrityError:
             # A concurrent registration took one of these session_ids; the retry sees it stored.
             if attempt == _RACE_RETRIES - 1:
@@ -317,11 +323,11 @@ class _KnownSession:
     event_ids: set[str] = field(default_factory=set)
 
 
-def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult:
+def _import_chunk(conn: Connection, incoming: Sequence[IncomingSession]) -> ImportResult:
     result = ImportResult()
     received_at = current_time()
     known: dict[str, _KnownSession] = {}
-    session_ids = list({line.session["session_id"] for line in lines})
+    session_ids = list({one.session["session_id"] for one in incoming})
     for stored in conn.execute(_LOCK_SESSIONS, {"session_ids": session_ids}):
         known[stored.session_id] = _KnownSession(
             content_hash=stored.content_hash,
@@ -330,21 +336,21 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
         )
     new_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
-    for line in lines:
-        session = line.session
+    for one in incoming:
+        session = one.session
         session_id = session["session_id"]
         digest = content_hash(session)
         state = known.get(session_id)
         if state is not None and state.content_hash != digest:
-            result.errors.append((line.line, SessionConflict(session_id)))
+            result.errors.append((one.position, SessionConflict(session_id)))
             continue
         shown = state.shown if state else {r["object_id"] for r in session["search_results"]}
         unknown = next(
-            (i for i, event in enumerate(line.events) if event["object_id"] not in shown), None
+            (i for i, event in enumerate(one.events) if event["object_id"] not in shown), None
         )
         if unknown is not None:
-            error = UnknownObject(line.events[unknown]["object_id"], f"events.{unknown}.object_id")
-            result.errors.append((line.line, error))
+            error = UnknownObject(one.events[unknown]["object_id"], f"events.{unknown}.object_id")
+            result.errors.append((one.position, error))
             continue
         created_here = state is None
         if state is None:
@@ -363,20 +369,20 @@ def _import_chunk(conn: Connection, lines: Sequence[ImportLine]) -> ImportResult
             result.sessions += 1
         else:
             result.duplicates += 1
-        if line.is_irrelevant:
+        if one.is_irrelevant:
             if state.new_row is not None:
                 state.new_row["is_irrelevant"] = True
             else:
                 state.mark_irrelevant = True
         fresh = [
-            e for e in _first_of_each_event_id(line.events) if e["event_id"] not in state.event_ids
+            e for e in _first_of_each_event_id(one.events) if e["event_id"] not in state.event_ids
         ]
         state.event_ids.update(e["event_id"] for e in fresh)
-        result.duplicates += len(line.events) - len(fresh)
-        line_rows = _event_rows(session_id, fresh, state.post_release, received_at)
+        result.duplicates += len(one.events) - len(fresh)
+        session_rows = _event_rows(session_id, fresh, state.post_release, received_at)
         if created_here:
-            result.created[line.line] = (new_row, line_rows)
-        event_rows += line_rows
+            result.created[one.position] = (new_row, session_rows)
+        event_rows += session_rows
     if new_rows:
         batch_id, last_number = _take_session_numbers(conn, len(new_rows))
         first_number = last_number - len(new_rows) + 1

@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, Row, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from clicktune.errors import ClicktuneError
 from clicktune.store.tables import items
 from clicktune.timeutil import now as current_time
 
@@ -20,6 +21,13 @@ class NewItem(TypedDict):
     text: str | None
     fields: dict[str, Any]
     meta: dict[str, Any]
+
+
+class ItemNotFound(ClicktuneError):
+    code = "item_not_found"
+
+    def __init__(self, object_id: str) -> None:
+        super().__init__(f"No item with object_id {object_id!r}.", "object_id")
 
 
 def upsert_items(conn: Connection, new_items: Sequence[NewItem]) -> int:

@@ -6,14 +6,14 @@ can say which version of the set it was judged on. Every function takes the call
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from clicktune.errors import ClicktuneError
+from clicktune.jsontext import canonical_hash
 from clicktune.store.tables import items, judgment_sets, judgments
 from clicktune.timeutil import now as current_time
 
@@ -38,19 +38,17 @@ class JudgmentSetSummary:
     updated_at: float
 
 
-class JudgmentSetNotFound(LookupError):
+class JudgmentSetNotFound(ClicktuneError):
     code = "judgment_set_not_found"
 
     def __init__(self, set_id: str) -> None:
         super().__init__(f"No judged set with set_id {set_id!r}.")
         self.set_id = set_id
-        self.message = str(self)
 
 
 def judgments_digest(rows: Sequence[Judgment]) -> str:
     """The same judgments in any order give the same digest."""
-    canonical = json.dumps(sorted(rows), ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_hash(sorted(rows))
 
 
 def replace_judgment_set(

@@ -17,7 +17,6 @@ transaction for anything that changes a row) and tasks come back as `Task` recor
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,7 +24,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from clicktune.errors import ClicktuneError, ModelNotFound
 from clicktune.ids import new_id
+from clicktune.jsontext import canonical_hash
 from clicktune.logs import get_logger
 from clicktune.status import ACTIVE_STATUSES, RESTARTABLE_STATUSES, Promotion, TaskStatus
 from clicktune.store.clickstream import resolve_task_batch
@@ -91,58 +92,101 @@ class Task:
 log = get_logger(__name__)
 
 
-class TaskNotFound(LookupError):
+class TaskNotFound(ClicktuneError):
+    code = "task_not_found"
+
     def __init__(self, task_id: str) -> None:
         super().__init__(f"No fine-tuning task with id {task_id!r}.")
         self.task_id = task_id
 
 
-class TaskStateConflict(Exception):
+class TaskStateConflict(ClicktuneError):
     """The task is in a status that does not allow the requested change."""
 
-    def __init__(self, task_id: str, status: str) -> None:
-        super().__init__(f"Task {task_id!r} is {status}.")
+    def __init__(self, task_id: str, status: str, message: str) -> None:
+        super().__init__(message)
         self.task_id = task_id
         self.status = status
+
+
+class TaskFinished(TaskStateConflict):
+    """A cancel of a task that already finished."""
+
+    code = "task_finished"
+
+    def __init__(self, task_id: str, status: str) -> None:
+        super().__init__(
+            task_id, status, f"Task {task_id!r} is already {status}; nothing to cancel."
+        )
 
 
 class TaskCompleting(TaskStateConflict):
     """The task's worker is applying its decision (the completing step): too late to cancel."""
 
+    code = "task_finished"
+
     def __init__(self, task_id: str) -> None:
-        super().__init__(task_id, "completing")
+        super().__init__(
+            task_id,
+            "completing",
+            f"Task {task_id!r} is completing (its worker is applying its decision); too late "
+            "to cancel.",
+        )
 
 
-class IdempotencyKeyReused(Exception):
+class TaskNotRestartable(TaskStateConflict):
+    """A restart of a task that is neither in error nor canceled."""
+
+    code = "task_not_restartable"
+
+    def __init__(self, task_id: str, status: str) -> None:
+        super().__init__(
+            task_id,
+            status,
+            f"Task {task_id!r} is {status}; only a task in error or canceled can be restarted.",
+        )
+
+
+class IdempotencyKeyReused(ClicktuneError):
     """The idempotency key already created a task from a different request body."""
+
+    code = "idempotency_key_reused"
 
     def __init__(self, key: str, task_id: str) -> None:
         super().__init__(
             f"Idempotency key {key!r} was already used by task {task_id!r} "
-            "with a different request body."
+            "with a different request body.",
+            "idempotency_key",
         )
         self.key = key
         self.task_id = task_id
 
 
-class EventNotFound(LookupError):
+class EventNotFound(ClicktuneError):
+    """The event a page of events starts `after` is not the task's."""
+
+    code = "event_not_found"
+
     def __init__(self, task_id: str, event_id: str) -> None:
-        super().__init__(f"Task {task_id!r} has no event with id {event_id!r}.")
+        super().__init__(f"Task {task_id!r} has no event with id {event_id!r}.", "after")
         self.event_id = event_id
 
 
-class TaskExists(Exception):
+class TaskExists(ClicktuneError):
     """The method already has a pending or processing task on this batch."""
+
+    code = "task_exists"
 
     def __init__(self, task: Task) -> None:
         super().__init__(
             f"Task {task.id!r} of {task.fine_tuning_method!r} is already {task.status.value} on "
-            f"batch {task.batch_id!r}; wait for it, or cancel it first."
+            f"batch {task.batch_id!r}; wait for it, or cancel it first.",
+            "batch_id",
         )
         self.task = task
 
 
-class TaskHasNoModel(LookupError):
+class TaskHasNoModel(ModelNotFound):
     """The task is not done with a model (yet, or at all)."""
 
     def __init__(self, task: Task) -> None:
@@ -178,9 +222,8 @@ class CreatedTask:
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a request body: equal bodies, equal hashes."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The fingerprint of a create's body: equal bodies, equal hashes."""
+    return canonical_hash(body)
 
 
 def get_task(conn: Connection, task_id: str) -> Task | None:
@@ -235,7 +278,7 @@ def create_task(conn: Connection, new: NewTask) -> CreatedTask:
         if existing is not None:
             return _replay(existing, new)
     if new.validation_set is not None and get_judgment_set(conn, new.validation_set) is None:
-        raise JudgmentSetNotFound(new.validation_set)
+        raise JudgmentSetNotFound(new.validation_set).with_param("validation_set")
     release_id = None if key is None else task_release_id(key)
     try:
         with conn.begin_nested():
@@ -374,11 +417,12 @@ def _set_status(
 
 def cancel_task(conn: Connection, task_id: str) -> Task:
     """pending or processing → canceled; a running worker notices at its next heartbeat. Refused
-    (`TaskCompleting`) once the worker is in the completing step."""
+    (`TaskFinished`) once finished and (`TaskCompleting`) once the worker is in the completing
+    step."""
     while True:
         task = _required(conn, task_id)
         if task.status.finished:
-            raise TaskStateConflict(task_id, task.status)
+            raise TaskFinished(task_id, task.status)
         if task.completing_at is not None:
             raise TaskCompleting(task_id)
         at = current_time()
@@ -391,11 +435,12 @@ def cancel_task(conn: Connection, task_id: str) -> Task:
 
 def restart_task(conn: Connection, task_id: str) -> Task:
     """error or canceled → pending as a new attempt, with a fresh allowance of claims; refused
-    (`TaskExists`) while another task of its method is active on its batch."""
+    (`TaskNotRestartable`) in another status and (`TaskExists`) while another task of its method
+    is active on its batch."""
     while True:
         task = _required(conn, task_id)
         if task.status not in RESTARTABLE_STATUSES:
-            raise TaskStateConflict(task_id, task.status)
+            raise TaskNotRestartable(task_id, task.status)
         active = _active_task(conn, task.fine_tuning_method, task.batch_id)
         if active is not None:
             raise TaskExists(active)

@@ -20,7 +20,7 @@ from types import FrameType
 from sqlalchemy import Engine
 
 from clicktune.device import pin_device
-from clicktune.errors import TaskCanceled, TaskFailed
+from clicktune.errors import ClicktuneError, TaskCanceled
 from clicktune.heap import freeze_startup_heap
 from clicktune.ids import new_id
 from clicktune.logs import get_logger
@@ -180,7 +180,7 @@ class Worker:
         except TaskCanceled:
             self._stopped(context)
             return
-        except TaskFailed as exc:
+        except ClicktuneError as exc:  # TaskFailed, or a domain error: the task keeps its code
             if not self._still_ours(context):
                 return
             self._fail(spec, exc.code, exc.message)

@@ -15,14 +15,11 @@ from clicktune.api.bodies import (
     documented_body,
     media_type,
     ndjson_chunks,
-    parse_line,
     raw_body,
     require_json,
     unsupported_media_type,
 )
 from clicktune.api.deps import JSON_BODY, EngineDep, MetricsDep, SettingsDep
-from clicktune.api.errors import ApiError, error_body, store_error, validation_error
-from clicktune.api.imports import ClickstreamImport, import_chunks
 from clicktune.api.responses import FastJSONResponse
 from clicktune.api.schemas.clickstream import (
     MAX_SESSIONS_PER_REQUEST,
@@ -35,18 +32,23 @@ from clicktune.api.schemas.clickstream import (
     ImportReport,
     ReleaseIn,
     ReleaseOut,
-    SessionImportIn,
     SessionOut,
     SessionRef,
     SessionsEnvelope,
     SessionsIn,
     SessionsStored,
+)
+from clicktune.api.session_writer import SessionWriter
+from clicktune.errors import ClicktuneError, InvalidInput
+from clicktune.ingest.clickstream import (
+    SessionImportIn,
     SessionWithEventsIn,
     check_events,
-    check_session,
+    check_session_with_events,
 )
-from clicktune.api.schemas.common import MAX_STORED_INT, ClientId, check_count
-from clicktune.api.session_writer import SessionWriter
+from clicktune.ingest.fields import MAX_STORED_INT, ClientId, check_count
+from clicktune.ingest.imports import ClickstreamImport, import_chunks
+from clicktune.ingest.validation import invalid_input, parse_json
 from clicktune.logs import get_logger
 from clicktune.settings import Settings
 from clicktune.store import clickstream as store
@@ -54,21 +56,13 @@ from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.timeutil import now as current_time
 
 router = APIRouter(prefix="/clickstream", tags=["clickstream"])
-MISSING_BODY = validation_error(
-    [{"type": "missing", "loc": ("body",), "msg": "Field required"}], located=True
-)
 log = get_logger(__name__)
 
-_STATUS = {
-    store.SessionNotFound: 404,
-    store.BatchNotFound: 404,
-    store.SessionConflict: 409,
-    store.UnknownObject: 422,
-}
 
-
-def _api_error(error: store.ClickstreamError) -> ApiError:
-    return store_error(error, _STATUS[type(error)])
+def _missing_body() -> InvalidInput:
+    return invalid_input(
+        [{"type": "missing", "loc": ("body",), "msg": "Field required"}], located=True
+    )
 
 
 @router.post(
@@ -86,19 +80,14 @@ async def register_session(request: Request) -> FastJSONResponse:
     # validated in one pass by pydantic's JSON parser (FastAPI decodes, then validates).
     await require_json(request)
     raw = await request.body()
-    body = parse_line(raw, SessionWithEventsIn) if raw else MISSING_BODY
-    if isinstance(body, ApiError):
+    body = parse_json(raw, SessionWithEventsIn) if raw else _missing_body()
+    if isinstance(body, InvalidInput):
         raise body
     writer: SessionWriter = request.app.state.session_writer
     settings: Settings = request.app.state.settings
-    at = current_time()
-    check_session(body, settings, at, check_age=True)
-    check_events(body.events, settings, at, check_age=True)
+    check_session_with_events(body, settings, current_time(), check_age=True)
     new_events = [event.to_new_event() for event in body.events]
-    try:
-        registered = await writer.register(body.to_new_session(), new_events)
-    except store.ClickstreamError as exc:
-        raise _api_error(exc) from None
+    registered = await writer.register(body.to_new_session(), new_events)
     return FastJSONResponse(registered.view, status_code=201 if registered.created else 200)
 
 
@@ -120,20 +109,19 @@ def register_sessions(
     sessions = _sessions_of(raw)
     check_count(len(sessions), MAX_SESSIONS_PER_REQUEST, "too_many_sessions", "sessions")
     at = current_time()
-    lines: list[store.ImportLine] = []
-    errors: list[tuple[int, ApiError]] = []
+    incoming: list[store.IncomingSession] = []
+    errors: list[tuple[int, ClicktuneError]] = []
     for index, value in enumerate(sessions):
         session = _checked_session(value, settings, at)
-        if isinstance(session, ApiError):
+        if isinstance(session, InvalidInput):
             errors.append((index, session))
-            continue
-        events = [event.to_new_event() for event in session.events]
-        lines.append(store.ImportLine(line=index, session=session.to_new_session(), events=events))
+        else:
+            incoming.append(session.to_incoming(index))
     result = store.ImportResult()
-    if lines:
+    if incoming:
         with write_transaction(engine) as conn:
-            result = store.import_sessions(conn, lines)
-        errors += [(index, _api_error(error)) for index, error in result.errors]
+            result = store.import_sessions(conn, incoming)
+        errors += result.errors
     metrics.sessions.inc(result.sessions)
     metrics.events.inc(result.events)
     log.info(
@@ -148,7 +136,7 @@ def register_sessions(
         "events": result.events,
         "duplicates": result.duplicates,
         "errors": [
-            {"index": index, **error_body(error.code, error.message, error.param)}
+            {"index": index, "error": error.detail()}
             for index, error in sorted(errors, key=lambda pair: pair[0])
         ],
     }
@@ -160,15 +148,15 @@ def _sessions_of(raw: bytes) -> list[SessionWithEventsIn] | list[dict[str, Any]]
     try:
         return SessionsIn.model_validate_json(raw).sessions
     except ValidationError:
-        envelope = parse_line(raw, SessionsEnvelope)
-    if isinstance(envelope, ApiError):
+        envelope = parse_json(raw, SessionsEnvelope)
+    if isinstance(envelope, InvalidInput):
         raise envelope
     return envelope.sessions
 
 
 def _checked_session(
     value: SessionWithEventsIn | dict[str, Any], settings: Settings, at: float
-) -> SessionWithEventsIn | ApiError:
+) -> SessionWithEventsIn | InvalidInput:
     """One session of a batch, validated and checked as `POST /clickstream/session` does."""
     try:
         session = (
@@ -176,11 +164,10 @@ def _checked_session(
             if isinstance(value, SessionWithEventsIn)
             else SessionWithEventsIn.model_validate(value)
         )
-        check_session(session, settings, at, check_age=True)
-        check_events(session.events, settings, at, check_age=True)
+        check_session_with_events(session, settings, at, check_age=True)
     except ValidationError as exc:
-        return validation_error(exc.errors(include_url=False))
-    except ApiError as exc:
+        return invalid_input(exc.errors(include_url=False))
+    except InvalidInput as exc:
         return exc
     return session
 
@@ -201,7 +188,7 @@ def _get_session(engine: Engine, session_id: str) -> FastJSONResponse:
     with read_transaction(engine) as conn:
         session = store.get_session(conn, session_id)
     if session is None:
-        raise _api_error(store.SessionNotFound(session_id))
+        raise store.SessionNotFound(session_id)
     return FastJSONResponse(session)
 
 
@@ -212,11 +199,8 @@ def add_events(
     """Add events to a session, all or nothing; an event_id already stored is a duplicate."""
     check_events(body.events, settings, current_time(), check_age=True)
     new_events = [event.to_new_event() for event in body.events]
-    try:
-        with write_transaction(engine) as conn:
-            accepted, duplicates = store.add_events(conn, body.session_id, new_events)
-    except store.ClickstreamError as exc:
-        raise _api_error(exc) from None
+    with write_transaction(engine) as conn:
+        accepted, duplicates = store.add_events(conn, body.session_id, new_events)
     metrics.events.inc(accepted)
     return FastJSONResponse({"accepted": accepted, "duplicates": duplicates})
 
@@ -224,11 +208,8 @@ def add_events(
 @router.post("/session/irrelevant", response_model=SessionOut, dependencies=JSON_BODY)
 def mark_irrelevant(body: SessionRef, engine: EngineDep) -> FastJSONResponse:
     """Record that the user found nothing relevant: training treats the results as negatives."""
-    try:
-        with write_transaction(engine) as conn:
-            return FastJSONResponse(store.mark_irrelevant(conn, body.session_id))
-    except store.ClickstreamError as exc:
-        raise _api_error(exc) from None
+    with write_transaction(engine) as conn:
+        return FastJSONResponse(store.mark_irrelevant(conn, body.session_id))
 
 
 @router.post("/internal/batch/release", response_model=ReleaseOut, dependencies=JSON_BODY)
@@ -238,9 +219,7 @@ def release_batch(engine: EngineDep, body: ReleaseIn | None = None) -> dict[str,
     with write_transaction(engine) as conn:
         released = store.release_collecting_batch(conn, release_id)
     if released is None:
-        raise ApiError(
-            404, "no_collecting_batch", "No sessions were collected since the last release."
-        )
+        raise store.NothingToRelease()
     log.info(
         "batch_released",
         batch_id=released["batch_id"],
@@ -263,11 +242,8 @@ def batch_sessions(
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
 ) -> FastJSONResponse:
     """A page of the batch's content as frozen at its release, by session_number."""
-    try:
-        with read_transaction(engine) as conn:
-            page = store.batch_sessions_page(conn, batch_id, after_number, limit, events_limit)
-    except store.ClickstreamError as exc:
-        raise _api_error(exc) from None
+    with read_transaction(engine) as conn:
+        page = store.batch_sessions_page(conn, batch_id, after_number, limit, events_limit)
     return FastJSONResponse(page)
 
 
@@ -290,7 +266,7 @@ def get_batch(batch_id: ClientId, engine: EngineDep) -> dict[str, Any]:
     with read_transaction(engine) as conn:
         summary = store.get_batch_summary(conn, batch_id)
     if summary is None:
-        raise _api_error(store.BatchNotFound(batch_id))
+        raise store.BatchNotFound(batch_id)
     return summary
 
 

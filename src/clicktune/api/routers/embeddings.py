@@ -22,7 +22,6 @@ from clicktune.api.deps import (
     ServedModelsDep,
     SettingsDep,
 )
-from clicktune.api.errors import ApiError
 from clicktune.api.routers.models import task_with_model
 from clicktune.api.schemas.embeddings import (
     Embedding,
@@ -30,47 +29,49 @@ from clicktune.api.schemas.embeddings import (
     EmbeddingsResponse,
     EmbeddingsUsage,
 )
-from clicktune.logs import get_logger
+from clicktune.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    NoChallenger,
+    unavailable_on_error,
+)
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
+from clicktune.store.tasks import TaskHasNoModel, TaskNotFound
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
 from clicktune.tracking.serving import Served, ServedModels
 
-Model = TypeVar("Model", bound="Served | None")
+Loaded = TypeVar("Loaded")
 
 router = APIRouter(tags=["embeddings"])
 MODEL_VERSION_HEADER = "X-Clicktune-Model-Version"
-log = get_logger(__name__)
 
 
 def _texts(body: EmbeddingsRequest, settings: Settings) -> list[str]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
-        raise ApiError(422, "invalid_request", "input: must not be an empty list.", "input")
+        raise InvalidInput("input: must not be an empty list.", "input")
     if len(texts) > settings.embeddings_max_inputs:
-        raise ApiError(
-            422,
-            "too_many_inputs",
+        raise InvalidInput(
             f"input: at most {settings.embeddings_max_inputs} texts per request, got {len(texts)}.",
             "input",
+            code="too_many_inputs",
         )
     for index, text in enumerate(texts):
         param = "input" if isinstance(body.input, str) else f"input.{index}"
         if not text.strip():
-            raise ApiError(422, "invalid_request", f"{param}: must not be empty.", param)
+            raise InvalidInput(f"{param}: must not be empty.", param)
         if len(text) > settings.embeddings_max_chars:
-            raise ApiError(
-                422,
-                "input_too_long",
+            raise InvalidInput(
                 f"{param}: {len(text)} characters; at most {settings.embeddings_max_chars} "
                 "(CLICKTUNE_EMBEDDINGS_MAX_CHARS).",
                 param,
+                code="input_too_long",
             )
         if "\x00" in text or _has_lone_surrogate(text):
-            raise ApiError(
-                422, "invalid_request", f"{param}: must be valid Unicode without NUL.", param
-            )
+            raise InvalidInput(f"{param}: must be valid Unicode without NUL.", param)
     return texts
 
 
@@ -108,15 +109,15 @@ def _resolve(
     if method is None:
         return _task_model(name, registry, engine, served)
     if not isinstance(method, EmbeddingFineTuningMethod):
-        raise ApiError(
-            404, "model_not_found", f"Method {name!r} does not serve embeddings.", "model"
-        )
+        raise ModelNotFound(f"Method {name!r} does not serve embeddings.", "model")
     if alias == AB:
         if body.user is None:
-            raise ApiError(
-                422, "invalid_request", f"user: {name!r} routes by user; send `user`.", "user"
-            )
-        alias = _arm(method.registered_model_name, body.user, served, settings.challenger_share)
+            raise InvalidInput(f"user: {name!r} routes by user; send `user`.", "user")
+        user = body.user
+        alias = _loaded(
+            name,
+            lambda: _arm(method.registered_model_name, user, served, settings.challenger_share),
+        )
     model = _loaded(
         name,
         lambda: served.alias(
@@ -127,9 +128,7 @@ def _resolve(
         ),
     )
     if model is None:
-        raise ApiError(
-            404,
-            "no_challenger",
+        raise NoChallenger(
             f"Method {method_name!r} has no challenger now: its tasks promote on judged "
             "evidence, or none has run without a judged set since the last decision.",
             "model",
@@ -151,32 +150,24 @@ def _task_model(
 ) -> Served:
     try:
         task = task_with_model(engine, name)
-    except ApiError as exc:
-        if exc.code != "task_not_found":
-            raise ApiError(exc.status, exc.code, exc.message, "model") from exc
-        raise ApiError(
-            404,
-            "model_not_found",
-            f"No method or task called {name!r}; methods: {registry.names()}.",
-            "model",
+    except TaskNotFound as exc:
+        raise ModelNotFound(
+            f"No method or task called {name!r}; methods: {registry.names()}.", "model"
         ) from exc
+    except TaskHasNoModel as exc:
+        raise exc.with_param("model") from None
     best_model_uri = task.best_model_uri
     assert best_model_uri is not None
     return _loaded(name, lambda: served.task_model(task.id, best_model_uri))
 
 
-def _loaded(name: str, load: Callable[[], Model]) -> Model:
-    """The model, or 503 when it cannot be fetched or loaded (the store, not the client, failed)."""
-    try:
+def _loaded(name: str, load: Callable[[], Loaded]) -> Loaded:
+    """What `load` reads of the model (its version, the model itself), or `ModelUnavailable`
+    when the model store cannot answer (the store, not the client, failed)."""
+    with unavailable_on_error(
+        ModelUnavailable, f"The model for {name!r} cannot be loaded now", "model", model=name
+    ):
         return load()
-    except Exception as exc:
-        log.exception("embedding_model_unavailable", model=name)
-        raise ApiError(
-            503,
-            "model_unavailable",
-            f"The model for {name!r} cannot be loaded now: {type(exc).__name__}: {exc}",
-            "model",
-        ) from exc
 
 
 @router.post("/embeddings", response_model=EmbeddingsResponse)
@@ -195,9 +186,7 @@ def create_embeddings(
     answering = _resolve(body, registry, engine, served, settings)
     size = answering.model.get_embedding_dimension()
     if body.dimensions is not None and size is not None and body.dimensions > size:
-        raise ApiError(
-            422,
-            "invalid_request",
+        raise InvalidInput(
             f"dimensions: the model's vectors have {size} dimensions, fewer than "
             f"{body.dimensions}.",
             "dimensions",

@@ -8,26 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from clicktune.api.bodies import documented_body, parse_bulk_body, raw_body
 from clicktune.api.deps import JSON_BODY, EngineDep, SettingsDep
-from clicktune.api.errors import ApiError
-from clicktune.api.schemas.common import ClientId
-from clicktune.api.schemas.items import (
-    BulkItemsIn,
-    BulkUpserted,
-    ItemBody,
-    ItemIn,
-    ItemOut,
-    ItemsPage,
-    check_bulk_count,
-    check_item,
-)
+from clicktune.api.schemas.items import BulkItemsIn, BulkUpserted, ItemOut, ItemsPage
+from clicktune.ingest.fields import ClientId
+from clicktune.ingest.items import ItemBody, ItemIn, check_bulk_count, check_item
 from clicktune.store import items as store
 from clicktune.store.engine import read_transaction, write_transaction
 
 router = APIRouter(prefix="/items", tags=["items"])
-
-
-def _not_found(object_id: str) -> ApiError:
-    return ApiError(404, "item_not_found", f"No item with object_id {object_id!r}.", "object_id")
 
 
 @router.get("", response_model=ItemsPage)
@@ -85,7 +72,7 @@ def get_item(object_id: ClientId, engine: EngineDep) -> dict[str, Any]:
     with read_transaction(engine) as conn:
         item = store.get_item(conn, object_id)
     if item is None:
-        raise _not_found(object_id)
+        raise store.ItemNotFound(object_id)
     return item
 
 
@@ -94,5 +81,5 @@ def delete_item(object_id: ClientId, engine: EngineDep) -> Response:
     with write_transaction(engine) as conn:
         deleted = store.delete_item(conn, object_id)
     if not deleted:
-        raise _not_found(object_id)
+        raise store.ItemNotFound(object_id)
     return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""Judged sets: the graded judgments a task may be decided on (EVALUATION.md)."""
+"""Judged sets: the graded judgments a task may be decided on (docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from clicktune.api.bodies import documented_body, parse_bulk_body, raw_body
 from clicktune.api.deps import EngineDep, SettingsDep
-from clicktune.api.errors import ApiError
-from clicktune.api.schemas.common import ClientId
 from clicktune.api.schemas.judgments import (
-    JudgmentIn,
     JudgmentSetList,
     JudgmentSetOut,
     JudgmentSetReplaced,
     JudgmentsIn,
-    check_judgment_count,
-    check_judgments,
 )
+from clicktune.ingest.fields import ClientId
+from clicktune.ingest.judgments import JudgmentIn, check_judgment_count, check_judgments
 from clicktune.logs import get_logger
 from clicktune.store import judgments as store
 from clicktune.store.engine import read_transaction, write_transaction
@@ -27,10 +24,6 @@ router = APIRouter(prefix="/judgments", tags=["judgments"])
 log = get_logger(__name__)
 
 SetId = Annotated[ClientId, Path(description="The judged set's id, chosen by the client.")]
-
-
-def _not_found(set_id: str) -> ApiError:
-    return ApiError(404, "judgment_set_not_found", f"No judged set with set_id {set_id!r}.")
 
 
 @router.put(
@@ -86,7 +79,7 @@ def get_judgment_set(set_id: SetId, engine: EngineDep) -> dict[str, Any]:
     with read_transaction(engine) as conn:
         summary = store.get_judgment_set(conn, set_id)
         if summary is None:
-            raise _not_found(set_id)
+            raise store.JudgmentSetNotFound(set_id)
         sample = store.sample_judgments(conn, set_id)
     return {**_summary(summary), "sample": [j._asdict() for j in sample]}
 
@@ -96,7 +89,7 @@ def delete_judgment_set(set_id: SetId, engine: EngineDep) -> Response:
     with write_transaction(engine) as conn:
         deleted = store.delete_judgment_set(conn, set_id)
     if not deleted:
-        raise _not_found(set_id)
+        raise store.JudgmentSetNotFound(set_id)
     log.info("judgment_set_deleted", set_id=set_id)
     return Response(status_code=204)
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator
-from sqlalchemy import Connection, Engine
 
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, SettingsDep
-from clicktune.api.errors import ApiError, store_error
-from clicktune.api.schemas.common import MAX_STORED_INT, ClientId, check_json_size
 from clicktune.api.schemas.tasks import (
     MethodModelsOut,
     MethodOut,
@@ -20,17 +16,22 @@ from clicktune.api.schemas.tasks import (
     TaskList,
     TaskOut,
 )
-from clicktune.errors import InvalidHyperparameter
+from clicktune.errors import (
+    InvalidHyperparameter,
+    InvalidInput,
+    MethodNotFound,
+    ModelRegistryUnavailable,
+    unavailable_on_error,
+)
+from clicktune.ingest.fields import MAX_STORED_INT, ClientId, check_json_size
 from clicktune.logs import get_logger
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.status import TaskStatus
 from clicktune.store import tasks as task_store
-from clicktune.store.clickstream import BatchNotFound, BatchNotReleased, NoCollectingBatch
 from clicktune.store.engine import read_transaction, write_transaction
-from clicktune.store.judgments import JudgmentSetNotFound
-from clicktune.store.tasks import Task
+from clicktune.store.tasks import Task, TaskNotFound
 from clicktune.timeutil import to_iso
 from clicktune.tracking.client import make_client
 from clicktune.tracking.registry import ModelRegistry
@@ -43,7 +44,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def task_out(task: Task, settings: Settings) -> dict[str, Any]:
-    """The API's task object (API.md): ISO times, the model's URL once done, error on error."""
+    """The API's task object (docs/api.md): ISO times, the model's URL once done, error on error."""
     return {
         "id": task.id,
         "fine_tuning_method": task.fine_tuning_method,
@@ -74,10 +75,6 @@ def task_out(task: Task, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _not_found(task_id: str) -> ApiError:
-    return ApiError(404, "task_not_found", f"No fine-tuning task with id {task_id!r}.")
-
-
 @router.get("/fine-tuning/methods", response_model=list[MethodOut])
 def list_methods(registry: RegistryDep) -> list[dict[str, Any]]:
     return [registry.methods[name].describe() for name in registry.names()]
@@ -86,12 +83,10 @@ def list_methods(registry: RegistryDep) -> list[dict[str, Any]]:
 def method_with_models(
     registry: MethodRegistry, name: str, param: str
 ) -> EmbeddingFineTuningMethod:
-    """The method named `name` that trains and serves models; 404 `method_not_found` else."""
+    """The method named `name` that trains and serves models; `MethodNotFound` else."""
     method = registry.get(name)
     if not isinstance(method, EmbeddingFineTuningMethod):
-        raise ApiError(
-            404,
-            "method_not_found",
+        raise MethodNotFound(
             f"No fine-tuning method with models named {name!r}; methods: {registry.names()}.",
             param,
         )
@@ -107,17 +102,12 @@ def method_models(
     """The method's champion and challenger (MLflow registered-model aliases) and every move
     of them, newest first."""
     method = method_with_models(registry, name, "name")
-    try:
+    with unavailable_on_error(
+        ModelRegistryUnavailable, "The MLflow model registry does not answer now", method=name
+    ):
         models = ModelRegistry(make_client(settings), method.registered_model_name, tags={})
         aliases = models.aliases()
         history = models.history()
-    except Exception as exc:
-        log.exception("model_registry_unavailable", method=name)
-        raise ApiError(
-            503,
-            "model_registry_unavailable",
-            f"The MLflow model registry does not answer now: {type(exc).__name__}: {exc}",
-        ) from exc
     return {
         **{
             alias: None if found is None else {**found, "since": to_iso(found["since"])}
@@ -132,27 +122,18 @@ def _validated_hyperparameters(
 ) -> tuple[str, dict[str, Any]]:
     method = registry.get(body.fine_tuning_method)
     if method is None:
-        raise ApiError(
-            404,
-            "method_not_found",
+        raise MethodNotFound(
             f"No fine-tuning method named {body.fine_tuning_method!r}; "
             f"registered methods: {registry.names()}.",
             "fine_tuning_method",
         )
     try:
         hyperparameters = method.validate_hyperparameters(dict(body.hyperparameters or {}))
-    except InvalidHyperparameter as exc:
-        raise ApiError(
-            422, "invalid_hyperparameter", exc.message, f"hyperparameters.{exc.name}"
-        ) from exc
-    except (TypeError, ValueError) as exc:
-        raise ApiError(422, "invalid_hyperparameter", str(exc), "hyperparameters") from exc
+    except InvalidHyperparameter:
+        raise
+    except (TypeError, ValueError) as exc:  # a plugin's own refusal, not naming a parameter
+        raise InvalidInput(str(exc), "hyperparameters", code="invalid_hyperparameter") from exc
     return method.meta.name, hyperparameters
-
-
-_BATCH_STATUS = {BatchNotFound: 404, BatchNotReleased: 409, NoCollectingBatch: 409}
-"""How a create answers when the batch it names is unknown or still collecting, or there is no
-collecting batch to release."""
 
 
 @router.post(
@@ -183,17 +164,8 @@ def create_task(
         promotion=body.promotion,
         n_trials=body.n_trials,
     )
-    try:
-        with write_transaction(engine) as conn:
-            created = task_store.create_task(conn, new)
-    except task_store.IdempotencyKeyReused as exc:
-        raise ApiError(409, "idempotency_key_reused", str(exc), "idempotency_key") from exc
-    except (BatchNotFound, BatchNotReleased, NoCollectingBatch) as exc:
-        raise store_error(exc, _BATCH_STATUS[type(exc)]) from exc
-    except JudgmentSetNotFound as exc:
-        raise ApiError(404, exc.code, exc.message, "validation_set") from exc
-    except task_store.TaskExists as exc:
-        raise _task_exists(exc) from exc
+    with write_transaction(engine) as conn:
+        created = task_store.create_task(conn, new)
     task = created.task
     if created.replayed:
         response.status_code = 200
@@ -240,63 +212,22 @@ def get_task(task_id: TaskId, engine: EngineDep, settings: SettingsDep) -> dict[
     with read_transaction(engine) as conn:
         task = task_store.get_task(conn, task_id)
     if task is None:
-        raise _not_found(task_id)
+        raise TaskNotFound(task_id)
     return task_out(task, settings)
-
-
-def _task_exists(exc: task_store.TaskExists) -> ApiError:
-    return ApiError(409, "task_exists", str(exc), "batch_id")
-
-
-def _change_status(
-    engine: Engine,
-    task_id: str,
-    change: Callable[[Connection, str], Task],
-    conflict: Callable[[str], ApiError],
-) -> Task:
-    """Apply a store status change; 404 for an unknown task, `conflict` for a refused change."""
-    try:
-        with write_transaction(engine) as conn:
-            return change(conn, task_id)
-    except task_store.TaskNotFound as exc:
-        raise _not_found(task_id) from exc
-    except task_store.TaskStateConflict as exc:
-        raise conflict(exc.status) from exc
-    except task_store.TaskExists as exc:
-        raise _task_exists(exc) from exc
 
 
 @router.put("/fine-tuning/task/{task_id}/cancel", response_model=TaskOut)
 def cancel_task(task_id: TaskId, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
-    task = _change_status(
-        engine,
-        task_id,
-        task_store.cancel_task,
-        lambda status: ApiError(
-            409,
-            "task_finished",
-            f"Task {task_id!r} is completing (its worker is applying its decision); too late "
-            "to cancel."
-            if status == "completing"
-            else f"Task {task_id!r} is already {status}; nothing to cancel.",
-        ),
-    )
+    with write_transaction(engine) as conn:
+        task = task_store.cancel_task(conn, task_id)
     log.info("task_canceled", task_id=task_id)
     return task_out(task, settings)
 
 
 @router.put("/fine-tuning/task/{task_id}/restart", response_model=TaskOut)
 def restart_task(task_id: TaskId, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
-    task = _change_status(
-        engine,
-        task_id,
-        task_store.restart_task,
-        lambda status: ApiError(
-            409,
-            "task_not_restartable",
-            f"Task {task_id!r} is {status}; only a task in error or canceled can be restarted.",
-        ),
-    )
+    with write_transaction(engine) as conn:
+        task = task_store.restart_task(conn, task_id)
     log.info("task_restarted", task_id=task_id, attempt=task.attempts)
     return task_out(task, settings)
 
@@ -310,11 +241,8 @@ def list_task_events(
 ) -> dict[str, Any]:
     with read_transaction(engine) as conn:
         if task_store.get_task(conn, task_id) is None:
-            raise _not_found(task_id)
-        try:
-            events, has_more = task_store.list_events(conn, task_id, after=after, limit=limit)
-        except task_store.EventNotFound as exc:
-            raise ApiError(404, "event_not_found", str(exc), "after") from exc
+            raise TaskNotFound(task_id)
+        events, has_more = task_store.list_events(conn, task_id, after=after, limit=limit)
     return {
         "data": [
             {

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from clicktune.api.schemas.common import ClientId, NonEmptyText
+from clicktune.ingest.fields import ClientId, NonEmptyText
 
 
 class EmbeddingsRequest(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clicktune.api.schemas.common import ClientId, JsonObject
+from clicktune.ingest.fields import ClientId, JsonObject
 from clicktune.status import Promotion, TaskStatus
 
 EventLevel = Literal["info", "warning", "error"]

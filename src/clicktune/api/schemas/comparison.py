@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clicktune.api.schemas.common import ClientId
+from clicktune.ingest.fields import ClientId
 
 MAX_RANKING = 1000
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from clicktune.api.bodies import LineChunks, NumberedLines, parse_line, parse_ndjson
-from clicktune.api.errors import ApiError, error_body
-from clicktune.api.schemas.clickstream import SessionImportIn, check_events, check_session
-from clicktune.api.schemas.items import ItemIn, check_item
-from clicktune.api.schemas.judgments import JudgmentIn, check_judgment_count, check_judgments
+from clicktune.errors import ClicktuneError, InvalidJson
+from clicktune.ingest.clickstream import SessionImportIn, check_session_with_events
+from clicktune.ingest.items import ItemIn, check_item
+from clicktune.ingest.judgments import JudgmentIn, check_judgment_count, check_judgments
+from clicktune.ingest.ndjson import LineChunks, LineTooLong, NumberedLines, parse_ndjson
+from clicktune.ingest.validation import Model, parse_json
 from clicktune.settings import Settings
-from clicktune.store.clickstream import ImportLine, import_sessions
+from clicktune.store.clickstream import import_sessions
 from clicktune.store.engine import write_transaction
 from clicktune.store.items import upsert_items
 from clicktune.store.judgments import replace_judgment_set
@@ -31,10 +31,8 @@ LINES_PER_CHUNK = 500
 CHUNK_LINES_OF_MAX_SIZE = 2
 MAX_REPORTED_ERRORS = 1000
 
-# A rejected line: (line number, error code, message, param).
-LineError = tuple[int, str, str, str | None]
-
-Model = TypeVar("Model", bound=BaseModel)
+# A rejected line: (line number, its error).
+LineError = tuple[int, ClicktuneError]
 
 
 class _LineErrors:
@@ -43,10 +41,10 @@ class _LineErrors:
         self.total = 0
 
     def extend(self, errors: list[LineError]) -> None:
-        for line, code, message, param in sorted(errors, key=lambda error: error[0]):
+        for line, error in sorted(errors, key=lambda numbered: numbered[0]):
             self.total += 1
             if len(self.reported) < MAX_REPORTED_ERRORS:
-                self.reported.append({"line": line, **error_body(code, message, param)})
+                self.reported.append({"line": line, "error": error.detail()})
 
 
 def _parse_lines(
@@ -56,17 +54,13 @@ def _parse_lines(
     good: list[tuple[int, Model]] = []
     errors: list[LineError] = []
     for number, raw in lines:
-        if raw is None:
-            message = f"The line is longer than {max_line_bytes} bytes."
-            errors.append((number, "line_too_long", message, None))
-            continue
-        parsed = parse_line(raw, model, check)
-        if not isinstance(parsed, ApiError):
+        parsed = LineTooLong(max_line_bytes) if raw is None else parse_json(raw, model, check)
+        if not isinstance(parsed, ClicktuneError):
             good.append((number, parsed))
-            continue
-        error = parsed
-        message = "The line is not valid JSON." if error.code == "invalid_json" else error.message
-        errors.append((number, error.code, message, error.param))
+        elif isinstance(parsed, InvalidJson):
+            errors.append((number, InvalidJson("The line is not valid JSON.")))
+        else:
+            errors.append((number, parsed))
     return good, errors
 
 
@@ -86,26 +80,17 @@ class ClickstreamImport:
         now = current_time()
 
         def check(line: SessionImportIn) -> None:
-            check_session(line, self.settings, now, check_age=False)
-            check_events(line.events, self.settings, now, check_age=False)
+            check_session_with_events(line, self.settings, now, check_age=False)
 
         good, errors = _parse_lines(lines, SessionImportIn, check, self.max_line_bytes)
         if good:
-            lines_to_store = [
-                ImportLine(
-                    line=number,
-                    session=line.to_new_session(),
-                    events=[event.to_new_event() for event in line.events],
-                    is_irrelevant=line.is_irrelevant,
-                )
-                for number, line in good
-            ]
+            incoming = [line.to_incoming(number) for number, line in good]
             with write_transaction(self.engine) as conn:
-                result = import_sessions(conn, lines_to_store)
+                result = import_sessions(conn, incoming)
             self.sessions += result.sessions
             self.events += result.events
             self.duplicates += result.duplicates
-            errors += [(n, e.code, e.message, e.param) for n, e in result.errors]
+            errors += result.errors
         self.errors.extend(errors)
 
     def report(self) -> dict[str, Any]:
@@ -166,7 +151,7 @@ def import_file(
 
 def import_judgments(path: Path, set_id: str, engine: Engine, settings: Settings) -> dict[str, Any]:
     """Replace the judged set `set_id` with a JSONL file's judgments, all or nothing (as
-    `PUT /judgments/{set_id}` with NDJSON); `ApiError` names the first bad line."""
+    `PUT /judgments/{set_id}` with NDJSON); an `InvalidInput` names the first bad line."""
     judgments = parse_ndjson(
         path.read_bytes(),
         JudgmentIn,

@@ -1,4 +1,4 @@
-"""Field types every client-facing schema shares, strict enough that storage never fails.
+"""Field types every input shares, strict enough that storage never fails.
 
 Both databases must be able to store and return whatever passes: no NUL characters or lone
 surrogates in strings, no NaN or infinity, JSON objects of bounded depth and (checked against the
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from clicktune.api.errors import ApiError
+from clicktune.errors import InvalidInput
 
 MAX_JSON_DEPTH = 32
 MAX_QUERY_CHARS = 4096
@@ -91,13 +91,16 @@ def json_size(value: Any) -> int:
 
 
 def check_json_size(value: dict[str, Any], max_bytes: int, param: str) -> None:
-    """`422 meta_too_large` when the object's JSON is over `max_bytes`."""
+    """`InvalidInput` `meta_too_large` when the object's JSON is over `max_bytes`."""
     if value and json_size(value) > max_bytes:
-        raise ApiError(422, "meta_too_large", f"{param} is larger than {max_bytes} bytes.", param)
+        raise InvalidInput(
+            f"{param} is larger than {max_bytes} bytes.", param, code="meta_too_large"
+        )
 
 
 def check_count(count: int, limit: int, code: str, param: str) -> None:
+    """`InvalidInput` with `code` when `param` has more than `limit` entries."""
     if count > limit:
-        raise ApiError(
-            422, code, f"{param} has {count} entries; at most {limit} are allowed.", param
+        raise InvalidInput(
+            f"{param} has {count} entries; at most {limit} are allowed.", param, code=code
         )

@@ -1,5 +1,5 @@
 """Live traffic between a method's champion and its challenger: interleaved lists to show, and
-what a batch's traffic says about the two (EVALUATION.md, online comparison)."""
+what a batch's traffic says about the two (docs/evaluation.md, online comparison)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from clicktune.api.deps import JSON_BODY, EngineDep, RegistryDep, ServedModelsDep
-from clicktune.api.errors import ApiError
 from clicktune.api.routers.tasks import method_with_models
-from clicktune.api.schemas.common import ClientId
-from clicktune.api.schemas.online import ComparisonOut, InterleaveIn, InterleaveOut
+from clicktune.api.schemas.comparison import ComparisonOut, InterleaveIn, InterleaveOut
+from clicktune.errors import ModelRegistryUnavailable, unavailable_on_error
 from clicktune.evaluation.interleaving import team_draft
 from clicktune.evaluation.online import OnlineEvidence
+from clicktune.ingest.fields import ClientId
+from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction
-from clicktune.tracking.registry import CHALLENGER, CHAMPION
+from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
+from clicktune.tracking.serving import ServedModels
 
 router = APIRouter(prefix="/clickstream", tags=["online"])
 
@@ -29,7 +31,7 @@ def interleave(body: InterleaveIn, registry: RegistryDep, served: ServedModelsDe
     session_id). Show `results` and register the session with each result's `served_by`. Without
     a challenger the champion's ranking comes back, attributed to it."""
     method = method_with_models(registry, body.method, "method")
-    versions = served.versions(method.registered_model_name)
+    versions = _served_versions(served, method)
     champion, challenger = versions[CHAMPION], versions[CHALLENGER]
     assert champion is not None
     rankings = {champion: body.rankings.champion}
@@ -60,18 +62,27 @@ def batch_comparison(
     sessions and online metrics; the A/B difference and the interleaving share with their
     intervals and verdicts; `verdict` from interleaving when it has enough sessions, else A/B."""
     chosen = method_with_models(registry, method or DEFAULT_METHOD, "method")
-    versions = served.versions(chosen.registered_model_name)
+    versions = _served_versions(served, chosen)
     evidence = OnlineEvidence(
         weights=chosen.config.event_weights, default_weight=chosen.config.default_event_weight
     )
     with read_transaction(engine) as conn:
-        try:
-            evidence.add_all(store.iter_batch_sessions(conn, batch_id))
-        except store.BatchNotFound as exc:
-            raise ApiError(404, exc.code, exc.message, "batch_id") from exc
+        evidence.add_all(store.iter_batch_sessions(conn, batch_id))
     champion = versions[CHAMPION]
     assert champion is not None
     report = evidence.report(
         champion, versions[CHALLENGER], seed=chosen.config.seed, min_gain=chosen.config.min_gain
     )
     return ComparisonOut.of(batch_id, chosen.meta.name, report)
+
+
+def _served_versions(
+    served: ServedModels, method: EmbeddingFineTuningMethod
+) -> dict[Alias, str | None]:
+    """The champion's and the challenger's versions, as the model registry holds them now."""
+    with unavailable_on_error(
+        ModelRegistryUnavailable,
+        "The MLflow model registry does not answer now",
+        method=method.meta.name,
+    ):
+        return served.versions(method.registered_model_name)
