@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktune.evaluation.interleaving import team_draft
-from clicktune.evaluation.online import ONLINE_METRICS, PRIMARY_METRIC, OnlineEvidence
+from clicktune.evaluation.online_evidence import ONLINE_METRICS, PRIMARY_METRIC, OnlineEvidence
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.collection import load_collection
 from clicktune.simulate.serving import CorpusEncoding, packaged_base_model

@@ -134,8 +134,8 @@ def worker(
 @app.command()
 def up() -> None:
     """Run the whole service in one command: API, a worker and the MLflow UI, until Ctrl-C."""
+    from clicktune.supervisor import supervise, up_children
     from clicktune.tracking.client import ensure_tracking_store
-    from clicktune.worker.supervisor import supervise, up_children
 
     settings = _setup()
     children = up_children(settings)

@@ -1,4 +1,4 @@
-"""Judged sets through the API, the store and the CLI, on SQLite and PostgreSQL (API.md)."""
+"""Judged sets through the API, the store and the CLI, on SQLite and PostgreSQL (docs/api.md)."""
 
 from __future__ import annotations
 

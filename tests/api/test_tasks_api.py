@@ -1,4 +1,4 @@
-"""The fine-tuning endpoints of API.md on SQLite and PostgreSQL (no worker involved)."""
+"""The fine-tuning endpoints of docs/api.md on SQLite and PostgreSQL (no worker involved)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from clicktune.methods.default import DefaultFineTuningMethod
 from clicktune.settings import Settings
-from clicktune.tracking.serving import ModelStore
+from clicktune.tracking.model_cache import ModelStore
 from tests.pipeline_support import (
     Shop,
     claimed_context,

@@ -24,9 +24,9 @@ from clicktune.tracking.iterations import (
     MethodTracking,
     iteration_name,
 )
+from clicktune.tracking.model_cache import ModelStore
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, AliasMove
 from clicktune.tracking.server import mlflow_ui_command
-from clicktune.tracking.serving import ModelStore
 from tests.pipeline_support import tiny_model_path, with_mlflow_store
 from tests.task_support import wait_for
 

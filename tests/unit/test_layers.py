@@ -43,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "worker": FOUNDATION | {"store", "tuning", "methods", "tracking"},
     "simulate": FOUNDATION | {"client", "evaluation", "tuning", "methods"},
     "facade": FOUNDATION | {"tuning", "methods", "training"},
-    "cli": FOUNDATION | {"api", "ingest", "worker", "simulate", "store", "tracking"},
+    "supervisor": FOUNDATION | {"tracking"},
+    "cli": FOUNDATION | {"api", "ingest", "worker", "supervisor", "simulate", "store", "tracking"},
     "__main__": {"cli"},
 }
 """What each part may import, besides itself. `facade` is the package root (`clicktune`), the

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from clicktune.settings import Settings
-from clicktune.tracking.serving import ModelStore
+from clicktune.tracking.model_cache import ModelStore
 
 
 def _model(root: Path, name: str, size: int) -> str:

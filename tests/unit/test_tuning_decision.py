@@ -1,4 +1,4 @@
-"""The decision rule (EVALUATION.md): a paired, seeded interval, and what each policy does."""
+"""The decision rule (docs/evaluation.md): a paired, seeded interval, and what each policy does."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from clicktune.api.metrics import ApiMetrics
 from clicktune.api.session_writer import SessionWriter
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
-from clicktune.tracking.serving import ServedModels
+from clicktune.tracking.model_cache import ServedModels
 
 _served_lock = threading.Lock()
 

@@ -2,7 +2,7 @@
 
 The gain is the mean of per-query differences (candidate minus baseline); its interval is a
 seeded bootstrap over queries (`scipy.stats.bootstrap`, BCa), so the same scores and seed give
-the same interval. EVALUATION.md: promote only when the interval's lower bound clears the
+the same interval. docs/evaluation.md: promote only when the interval's lower bound clears the
 minimum gain.
 """
 

@@ -1,6 +1,6 @@
 """The task's evaluator: a model scored on each evidence set from one encoding of their documents.
 
-The held-out clicks rank the batch's shown results (`clicks_*`, diagnostics: EVALUATION.md); a
+The held-out clicks rank the batch's shown results (`clicks_*`, diagnostics: docs/evaluation.md); a
 judged set ranks the whole catalog, or its pool (`judged_*`, the evidence that decides). A
 sentence-transformers evaluator, so the trainer calls it at each evaluation step; it remembers
 its last metrics, each query's scores (a comparison is paired over queries) and the time it spent

@@ -3,7 +3,7 @@
 The task's evaluation, the simulator, the demo and `bench/quality.py` all score rankings here, so
 a benchmark figure and a task figure mean the same thing. Gains are the grades as given (linear,
 as trec_eval and BEIR use them) unless turned into `2^grade - 1` first (`exponential_gains`, what
-a judged set's grades mean, EVALUATION.md); Recall and MRR count a document relevant when its
+a judged set's grades mean, docs/evaluation.md); Recall and MRR count a document relevant when its
 gain is above 0, and an unjudged document is not relevant. The values agree with trec_eval's
 `ndcg_cut_10`, `recall_100` and reciprocal rank cut at 10 (a test checks them with `ir_measures`).
 """

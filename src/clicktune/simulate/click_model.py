@@ -1,4 +1,4 @@
-"""The position-based click model of the quality benchmark (BENCHMARKS.md §1).
+"""The position-based click model of the quality benchmark (docs/benchmarks.md §1).
 
 A user examines position p (1-based) with probability `(1/p)^eta` and clicks an examined result
 with probability `eps + (1 - eps) * (2^grade - 1) / (2^max_grade - 1)`, so unjudged and

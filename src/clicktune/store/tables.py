@@ -130,7 +130,7 @@ tasks = Table(
     Column("updated_at", Double, nullable=False),
     Column("started_at", Double),
     Column("finished_at", Double),
-    # The evidence a task decides on (EVALUATION.md): a judged set's id, the promotion policy
+    # The evidence a task decides on (docs/evaluation.md): a judged set's id, the promotion policy
     # (auto | always | never), a fixed number of runs, and whether its model became challenger.
     Column("validation_set", CLIENT_ID),
     Column("promotion", String(16), nullable=False, server_default="auto"),

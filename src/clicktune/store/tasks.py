@@ -28,7 +28,7 @@ from clicktune.errors import ClicktuneError, ModelNotFound
 from clicktune.ids import new_id
 from clicktune.jsontext import canonical_hash
 from clicktune.logs import get_logger
-from clicktune.status import ACTIVE_STATUSES, RESTARTABLE_STATUSES, Promotion, TaskStatus
+from clicktune.status import ACTIVE_STATUSES, Promotion, TaskPhase, TaskStatus, may
 from clicktune.store.clickstream import resolve_task_batch
 from clicktune.store.engine import is_sqlite
 from clicktune.store.judgments import JudgmentSetNotFound, get_judgment_set
@@ -82,6 +82,10 @@ class Task:
                 "promotion": Promotion(values["promotion"]),
             }
         )
+
+    @property
+    def phase(self) -> TaskPhase:
+        return TaskPhase.of(self.status, self.completing_at is not None)
 
     @property
     def has_model(self) -> bool:
@@ -421,10 +425,10 @@ def cancel_task(conn: Connection, task_id: str) -> Task:
     step."""
     while True:
         task = _required(conn, task_id)
-        if task.status.finished:
-            raise TaskFinished(task_id, task.status)
-        if task.completing_at is not None:
+        if task.phase is TaskPhase.COMPLETING:
             raise TaskCompleting(task_id)
+        if not may("cancel", task.phase):
+            raise TaskFinished(task_id, task.status)
         at = current_time()
         values = {"status": TaskStatus.CANCELED, "finished_at": at, "updated_at": at}
         condition = tasks.c.completing_at.is_(None)
@@ -439,7 +443,7 @@ def restart_task(conn: Connection, task_id: str) -> Task:
     is active on its batch."""
     while True:
         task = _required(conn, task_id)
-        if task.status not in RESTARTABLE_STATUSES:
+        if not may("restart", task.phase):
             raise TaskNotRestartable(task_id, task.status)
         active = _active_task(conn, task.fine_tuning_method, task.batch_id)
         if active is not None:

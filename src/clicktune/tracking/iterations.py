@@ -1,4 +1,4 @@
-"""MLflow layout of a method's iterations (PIPELINE.md steps 1, 3, 4, 6 and 7).
+"""MLflow layout of a method's iterations (docs/architecture.md, "A task's iteration").
 
 - `iteration / initial`: one run per method (run name = method name) holding the initial model.
 - `iteration / <method> / <batch_id>`: one experiment per iteration (tags `task_id`,

@@ -1,4 +1,4 @@
-"""Clickstream → labelled examples and the query-grouped split (PIPELINE.md).
+"""Clickstream → labelled examples and the query-grouped split (docs/architecture.md).
 
 Sessions are streamed once and each labelled positive is appended to a JSON-lines file in the
 task's work folder, so memory does not grow with the number of sessions: what stays in memory is

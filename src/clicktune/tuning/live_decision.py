@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from clicktune.evaluation.online import OnlineEvidence
+from clicktune.evaluation.online_evidence import OnlineEvidence
 from clicktune.tracking.registry import (
     CHALLENGER,
     CHAMPION,

@@ -12,13 +12,13 @@ from clicktune.api.routers.tasks import method_with_models
 from clicktune.api.schemas.comparison import ComparisonOut, InterleaveIn, InterleaveOut
 from clicktune.errors import ModelRegistryUnavailable, unavailable_on_error
 from clicktune.evaluation.interleaving import team_draft
-from clicktune.evaluation.online import OnlineEvidence
+from clicktune.evaluation.online_evidence import OnlineEvidence
 from clicktune.ingest.fields import ClientId
 from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.store import clickstream as store
 from clicktune.store.engine import read_transaction
+from clicktune.tracking.model_cache import ServedModels
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
-from clicktune.tracking.serving import ServedModels
 
 router = APIRouter(prefix="/clickstream", tags=["online"])
 

@@ -1,7 +1,7 @@
 """OpenAI-style embeddings from a method's current model or a task's best model.
 
 Models load lazily in the API process (no torch until the first request) and stay cached
-(`tracking/serving.py`).
+(`tracking/model_cache.py`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from clicktune.methods.embedding import EmbeddingFineTuningMethod
 from clicktune.methods.registry import MethodRegistry
 from clicktune.settings import Settings
 from clicktune.store.tasks import TaskHasNoModel, TaskNotFound
+from clicktune.tracking.model_cache import Served, ServedModels
 from clicktune.tracking.registry import CHALLENGER, CHAMPION, Alias
-from clicktune.tracking.serving import Served, ServedModels
 
 Loaded = TypeVar("Loaded")
 

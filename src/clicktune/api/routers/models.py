@@ -13,7 +13,7 @@ from clicktune.errors import ModelUnavailable, unavailable_on_error
 from clicktune.ingest.fields import ClientId
 from clicktune.store import tasks as task_store
 from clicktune.store.engine import read_transaction
-from clicktune.tracking.serving import ModelStore
+from clicktune.tracking.model_cache import ModelStore
 
 router = APIRouter(tags=["fine-tuning"])
 

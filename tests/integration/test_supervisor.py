@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, make_url
 
 from clicktune.simulate.service import free_port
-from clicktune.worker.supervisor import ChildSpec, RestartPolicy, supervise
+from clicktune.supervisor import ChildSpec, RestartPolicy, supervise
 from tests.conftest import drop_postgres_database, make_postgres_database
 from tests.task_support import wait_for
 

@@ -1,6 +1,6 @@
 """Online evidence: live traffic split between a method's champion and its challenger.
 
-Two forms (EVALUATION.md). **A/B**: each session says which model served it (`served_by`); per
+Two forms (docs/evaluation.md). **A/B**: each session says which model served it (`served_by`); per
 arm, the online metrics below, and the challenger's difference on the primary one with a
 bootstrap interval over users (sessions without a user count as their own user). **Interleaving**:
 each session showed a team-draft merge of both rankings, each result saying which model

@@ -1,5 +1,5 @@
-"""Online evidence (EVALUATION.md): team-draft interleaving, the online metrics of a session, and
-the A/B and interleaving comparisons with their verdicts, on hand-computed examples."""
+"""Online evidence (docs/evaluation.md): team-draft interleaving, the online metrics of a session,
+and the A/B and interleaving comparisons with their verdicts, on hand-computed examples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from clicktune.evaluation.interleaving import team_draft
-from clicktune.evaluation.online import MIN_SESSIONS, OnlineEvidence, session_metrics
+from clicktune.evaluation.online_evidence import MIN_SESSIONS, OnlineEvidence, session_metrics
 
 WEIGHTS = {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
 CHAMPION, CHALLENGER = "m/v1", "m/v2"
