@@ -71,10 +71,26 @@ class InvalidHyperparameter(ClicktuneError):
         self.name = name
 
 
+class JudgmentSetNotFound(ClicktuneError):
+    code = "judgment_set_not_found"
+
+    def __init__(self, set_id: str) -> None:
+        super().__init__(f"No judged set with set_id {set_id!r}.")
+        self.set_id = set_id
+
+
 class MethodNotFound(ClicktuneError):
     """No registered fine-tuning method (with models, where one must serve them) by that name."""
 
     code = "method_not_found"
+
+    def __init__(
+        self, name: str, known: list[str], param: str, *, with_models: bool = False
+    ) -> None:
+        kind = "with models named" if with_models else "named"
+        super().__init__(
+            f"No fine-tuning method {kind} {name!r}; registered methods: {known}.", param
+        )
 
 
 class ModelNotFound(ClicktuneError):

@@ -7,9 +7,8 @@ import ast
 from pathlib import Path
 
 from clicktune.api.errors import ERROR_STATUS, status_of
-from clicktune.errors import InvalidHyperparameter
+from clicktune.errors import InvalidHyperparameter, JudgmentSetNotFound
 from clicktune.store.clickstream import NoCollectingBatch, NothingToRelease
-from clicktune.store.judgments import JudgmentSetNotFound
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "clicktune"
 

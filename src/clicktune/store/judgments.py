@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from clicktune.errors import ClicktuneError
+from clicktune.errors import JudgmentSetNotFound
 from clicktune.jsontext import canonical_hash
 from clicktune.store.tables import items, judgment_sets, judgments
 from clicktune.timeutil import now as current_time
@@ -36,14 +36,6 @@ class JudgmentSetSummary:
     digest: str
     created_at: float
     updated_at: float
-
-
-class JudgmentSetNotFound(ClicktuneError):
-    code = "judgment_set_not_found"
-
-    def __init__(self, set_id: str) -> None:
-        super().__init__(f"No judged set with set_id {set_id!r}.")
-        self.set_id = set_id
 
 
 def judgments_digest(rows: Sequence[Judgment]) -> str:

@@ -24,14 +24,14 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from clicktune.errors import ClicktuneError, ModelNotFound
+from clicktune.errors import ClicktuneError, JudgmentSetNotFound, ModelNotFound
 from clicktune.ids import new_id
 from clicktune.jsontext import canonical_hash
 from clicktune.logs import get_logger
 from clicktune.status import ACTIVE_STATUSES, Promotion, TaskPhase, TaskStatus, may
 from clicktune.store.clickstream import resolve_task_batch
 from clicktune.store.engine import is_sqlite
-from clicktune.store.judgments import JudgmentSetNotFound, get_judgment_set
+from clicktune.store.judgments import get_judgment_set
 from clicktune.store.tables import task_events, tasks
 from clicktune.timeutil import now as current_time
 

@@ -17,14 +17,13 @@ runs a method (or one step of the iteration) without a database or a worker:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from clicktune.errors import TaskFailed
+from clicktune.errors import JudgmentSetNotFound, TaskFailed
+from clicktune.jsontext import canonical_hash
 from clicktune.settings import Settings
 from clicktune.tuning.plugin import TaskContext, TaskSpec
 
@@ -118,9 +117,9 @@ class InMemoryTaskContext(TaskContext):
     def judgments(self, set_id: str) -> tuple[str, dict[str, dict[str, int]]]:
         graded = self.judged_sets.get(set_id)
         if graded is None:
-            raise TaskFailed("judgment_set_not_found", f"No judged set with set_id {set_id!r}.")
-        canonical = json.dumps(graded, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest(), copy.deepcopy(graded)
+            missing = JudgmentSetNotFound(set_id)
+            raise TaskFailed(missing.code, missing.message)
+        return canonical_hash(graded), copy.deepcopy(graded)
 
 
 def _session(number: int, session: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from clicktune.errors import TaskCanceled, TaskFailed
+from clicktune.errors import JudgmentSetNotFound, TaskCanceled, TaskFailed
 from clicktune.logs import get_logger
 from clicktune.settings import Settings
 from clicktune.status import ACTIVE_STATUSES
@@ -17,7 +17,7 @@ from clicktune.store import tasks as task_store
 from clicktune.store.clickstream import iter_batch_sessions
 from clicktune.store.engine import read_transaction, write_transaction
 from clicktune.store.items import get_items, list_items
-from clicktune.store.judgments import JudgmentSetNotFound, load_judgments
+from clicktune.store.judgments import load_judgments
 from clicktune.tuning.plugin import TaskContext, TaskSpec
 
 log = get_logger(__name__)

@@ -86,10 +86,7 @@ def method_with_models(
     """The method named `name` that trains and serves models; `MethodNotFound` else."""
     method = registry.get(name)
     if not isinstance(method, EmbeddingFineTuningMethod):
-        raise MethodNotFound(
-            f"No fine-tuning method with models named {name!r}; methods: {registry.names()}.",
-            param,
-        )
+        raise MethodNotFound(name, registry.names(), param, with_models=True)
     return method
 
 
@@ -122,11 +119,7 @@ def _validated_hyperparameters(
 ) -> tuple[str, dict[str, Any]]:
     method = registry.get(body.fine_tuning_method)
     if method is None:
-        raise MethodNotFound(
-            f"No fine-tuning method named {body.fine_tuning_method!r}; "
-            f"registered methods: {registry.names()}.",
-            "fine_tuning_method",
-        )
+        raise MethodNotFound(body.fine_tuning_method, registry.names(), "fine_tuning_method")
     try:
         hyperparameters = method.validate_hyperparameters(dict(body.hyperparameters or {}))
     except InvalidHyperparameter:
