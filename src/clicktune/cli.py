@@ -99,20 +99,9 @@ def api(
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
     _refuse_host_local_models(settings)
-    import uvicorn
+    from clicktune.api.app import serve_api
 
-    from clicktune.api.app import create_app
-    from clicktune.heap import freeze_startup_heap
-
-    application = create_app(settings)
-    freeze_startup_heap()
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level="info" if settings.access_log else "warning",
-        access_log=settings.access_log,
-    )
+    serve_api(settings)
 
 
 @app.command()

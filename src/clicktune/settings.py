@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     max_sessions_batch_bytes: int = Field(
         16 * 1024 * 1024, ge=1, description="Largest body of POST /clickstream/sessions."
     )
+    max_header_bytes: int = Field(
+        65536,
+        ge=1024,
+        description="Largest request line and headers together (431 above it).",
+    )
+    max_headers: int = Field(100, ge=1, description="Most header fields in one request (431).")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Longest a request's head may take to arrive (408 after it)."
+    )
+    body_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause while a request body is read (the connection closes).",
+    )
 
     device: str | None = Field(
         None,

@@ -13,6 +13,7 @@ from clicktune import __version__
 from clicktune.api.auth import ApiKeyAuth, bearer
 from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
+from clicktune.api.http_protocol import ConnectionLimits, bounded_protocol
 from clicktune.api.metrics import ApiMetrics, RequestMetrics
 from clicktune.api.routers import (
     clickstream,
@@ -26,6 +27,7 @@ from clicktune.api.routers import (
 )
 from clicktune.api.session_writer import SessionWriter
 from clicktune.api_paths import API_PREFIX, METRICS_PATH
+from clicktune.heap import freeze_startup_heap
 from clicktune.logs import get_logger
 from clicktune.methods.registry import load_registry
 from clicktune.settings import Settings, get_settings
@@ -108,3 +110,27 @@ def body_limits(settings: Settings) -> dict[str, int]:
     limits = {f"{API_PREFIX}{path}": settings.max_session_bytes for path in one_search}
     limits[f"{API_PREFIX}/clickstream/sessions"] = settings.max_sessions_batch_bytes
     return limits
+
+
+def serve_api(settings: Settings) -> None:
+    """Serve the API in the foreground, each connection bounded in what it may send before the
+    application sees a request (`http_protocol`)."""
+    import uvicorn
+
+    application = create_app(settings)
+    freeze_startup_heap()
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        http=bounded_protocol(
+            ConnectionLimits(
+                max_head_bytes=settings.max_header_bytes,
+                max_headers=settings.max_headers,
+                head_timeout_s=settings.header_timeout_s,
+                body_idle_timeout_s=settings.body_idle_timeout_s,
+            )
+        ),
+        log_level="info" if settings.access_log else "warning",
+        access_log=settings.access_log,
+    )

@@ -11,8 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from clicktune.errors import ClicktuneError
 from clicktune.ingest.validation import invalid_input
@@ -111,6 +112,11 @@ class UnsupportedMediaType(ClicktuneError):
         super().__init__(f"Content-Type must be {expected} (got {given or 'none'}).")
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""What `/metrics` counts for a request whose client went away before its body arrived (as
+nginx does): not the server's failure, so never a 5xx."""
+
+
 def status_of(error: ClicktuneError) -> int:
     """The error's status from `ERROR_STATUS`: by its type where that has one, else its code."""
     status = ERROR_STATUS.get(type(error)) or ERROR_STATUS.get(error.code)
@@ -143,6 +149,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         content = error_body(ClicktuneError(message, code=code))
         return JSONResponse(status_code=exc.status_code, content=content)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_disconnected(request: Request, _exc: ClientDisconnect) -> Response:
+        log.info("client_disconnected", method=request.method, path=request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
