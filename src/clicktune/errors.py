@@ -119,19 +119,35 @@ class ModelRegistryUnavailable(DependencyUnavailable):
     code = "model_registry_unavailable"
 
 
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database refused a connection or lost it: an outage or a restart, not the request."""
+
+    code = "unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database does not answer now; nothing of this request was stored. Retry it: "
+            "a resend of the same request is safe."
+        )
+
+
 @contextmanager
 def unavailable_on_error(
     error: type[DependencyUnavailable], message: str, param: str | None = None, **context: Any
 ) -> Iterator[None]:
     """Run a call to a dependency: whatever it raises (a `ClicktuneError` aside) is logged with
-    `context` and raised as `error`, `"<message>: <exception type>: <exception>"`."""
+    `context` and raised as `error`, `"<message> (<exception type>; …)"`. The exception's text
+    stays in the log: it can name the dependency's host, port or path, which a client need not
+    know."""
     try:
         yield
     except ClicktuneError:
         raise
     except Exception as exc:
         log.exception(error.code, **context)
-        raise error(f"{message}: {type(exc).__name__}: {exc}", param) from exc
+        raise error(
+            f"{message} ({type(exc).__name__}; the details are in the API's log).", param
+        ) from exc
 
 
 class TaskCanceled(Exception):

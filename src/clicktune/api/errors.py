@@ -12,10 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from clicktune.errors import ClicktuneError
+from clicktune.errors import ClicktuneError, DatabaseUnavailable
 from clicktune.ingest.validation import invalid_input
 from clicktune.logs import get_logger
 from clicktune.store.clickstream import NothingToRelease
@@ -72,6 +74,7 @@ ERROR_STATUS: dict[str | type[ClicktuneError], int] = {
     "model_unavailable": 503,
     "model_registry_unavailable": 503,
     "dependency_unavailable": 503,
+    "unavailable": 503,
     "internal_error": 500,
 }
 """Each code's status. One code has two: `no_collecting_batch` is a conflict for a task create
@@ -130,8 +133,15 @@ def error_body(error: ClicktuneError) -> dict[str, Any]:
     return {"error": error.detail()}
 
 
+RETRY_AFTER_S = 2
+"""What a 503 asks a client to wait before it retries (the bundled client honours it)."""
+
+
 def error_response(error: ClicktuneError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status_of(error), content=error_body(error), headers=headers)
+    status = status_of(error)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
+    return JSONResponse(status_code=status, content=error_body(error), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -149,6 +159,18 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         content = error_body(ClicktuneError(message, code=code))
         return JSONResponse(status_code=exc.status_code, content=content)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database_unavailable",
+            method=request.method,
+            path=request.url.path,
+            error=type(exc).__name__,
+        )
+        return error_response(DatabaseUnavailable())
+
+    for outage in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(outage, _database_unavailable)
 
     @app.exception_handler(ClientDisconnect)
     async def _client_disconnected(request: Request, _exc: ClientDisconnect) -> Response:
