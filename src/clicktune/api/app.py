@@ -15,6 +15,7 @@ from clicktune.api.bodies import BodySizeLimit
 from clicktune.api.errors import install_error_handlers
 from clicktune.api.http_protocol import ConnectionLimits, bounded_protocol
 from clicktune.api.metrics import ApiMetrics, RequestMetrics
+from clicktune.api.paths import PathGuard
 from clicktune.api.routers import (
     clickstream,
     comparison,
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limits=body_limits(settings),
         streamed_paths=frozenset({f"{API_PREFIX}/clickstream/import"}),
     )
+    app.add_middleware(PathGuard)
     app.add_middleware(ApiKeyAuth, keys=settings.api_key_roles)
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts refusals too
     for router in ROUTERS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.message
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -12,7 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clicktune.api.errors import PayloadTooLarge, UnsupportedMediaType, error_body, status_of
+from clicktune.api.errors import PayloadTooLarge, UnsupportedMediaType, send_error, status_of
 from clicktune.errors import InvalidInput
 from clicktune.ingest.ndjson import LineChunks, NumberedLines, parse_ndjson
 from clicktune.ingest.validation import Model, parse_json, placed_under
@@ -74,7 +73,7 @@ class BodySizeLimit:
         limit = self.limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, PayloadTooLarge(limit))
+            await send_error(send, PayloadTooLarge(limit))
             return
         received = 0
 
@@ -91,16 +90,6 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
-
-    async def _reject(self, send: Send, error: PayloadTooLarge) -> None:
-        body = json.dumps(error_body(error)).encode()
-        headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": status_of(error), "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 async def raw_body(request: Request) -> bytes:

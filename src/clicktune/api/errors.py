@@ -7,6 +7,7 @@ with its code's status. A code missing from the table is a bug, answered 500.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Send
 
 from clicktune.errors import ClicktuneError, DatabaseUnavailable
 from clicktune.ingest.validation import invalid_input
@@ -28,6 +30,7 @@ ERROR_STATUS: dict[str | type[ClicktuneError], int] = {
     # The request as HTTP.
     "invalid_json": 400,
     "bad_request": 400,
+    "invalid_path": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
@@ -108,6 +111,16 @@ class PayloadTooLarge(ClicktuneError):
         super().__init__(f"The request body is larger than {limit} bytes.")
 
 
+class InvalidPath(ClicktuneError):
+    code = "invalid_path"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The path's percent-escapes are not UTF-8: an id in a path is UTF-8, escaped byte "
+            "by byte."
+        )
+
+
 class UnsupportedMediaType(ClicktuneError):
     code = "unsupported_media_type"
 
@@ -142,6 +155,18 @@ def error_response(error: ClicktuneError, headers: dict[str, str] | None = None)
     if status == 503:
         headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
     return JSONResponse(status_code=status, content=error_body(error), headers=headers)
+
+
+async def send_error(send: Send, error: ClicktuneError) -> None:
+    """Answer with `error` from an ASGI middleware, before any route (the connection closes)."""
+    body = json.dumps(error_body(error)).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status_of(error), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -73,10 +73,12 @@ NonEmptyText = Annotated[
     AfterValidator(_storable_text),
     AfterValidator(_not_blank),
 ]
-# The pattern rejects NUL; a lone surrogate fails any pattern. Checked in pydantic-core: ids are
-# most of the strings on the ingest path.
+CLIENT_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No control characters: an id with a newline could be stored but never reached by its path,
+and would write raw to logs. A lone surrogate fails any pattern. Checked in pydantic-core: ids
+are most of the strings on the ingest path."""
 ClientId = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^[^\x00]*$")
+    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=CLIENT_ID_PATTERN)
 ]
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Epoch = Annotated[

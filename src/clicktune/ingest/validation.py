@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from clicktune.errors import InvalidInput, InvalidJson
+from clicktune.ingest.fields import CLIENT_ID_PATTERN
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -34,6 +35,8 @@ def invalid_input(errors: Sequence[Any], *, located: bool = False) -> InvalidInp
         return InvalidJson()
     param = _param_path(tuple(first.get("loc", ())), located)
     message = str(first.get("msg", "invalid request"))
+    if (first.get("ctx") or {}).get("pattern") == CLIENT_ID_PATTERN:
+        message = "must not contain control characters (or lone surrogates)"
     if param:
         message = f"{param}: {message}"
     return InvalidInput(message, param)
