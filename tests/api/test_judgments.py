@@ -77,6 +77,7 @@ def test_bad_judgments_are_refused_and_change_nothing(
             "judgments.0.object_id",
         ),
         ({"items": []}, 422, "invalid_request", "judgments"),
+        ({"judgments": []}, 422, "invalid_request", "judgments"),
     ]
     for body, status, code, param in cases:
         assert_error(client.put(f"{API}/golden", json=body), status, code, param)
@@ -91,6 +92,12 @@ def test_bad_judgments_are_refused_and_change_nothing(
         client.put(f"{API}/golden", content=b"x", headers={"content-type": "text/plain"}),
         415,
         "unsupported_media_type",
+    )
+    assert_error(
+        client.put(f"{API}/golden", content=b"", headers=NDJSON),
+        422,
+        "invalid_request",
+        "judgments",
     )
     assert client.get(f"{API}/golden").json()["judgments"] == 3  # unchanged
 

@@ -32,7 +32,15 @@ class JudgmentIn(BaseModel):
 
 
 def check_judgments(judgments: list[JudgmentIn], settings: Settings) -> list[Judgment]:
-    """At most `max_judgments`, no (query, object_id) pair twice (`InvalidInput`)."""
+    """At least one and at most `max_judgments`, no (query, object_id) pair twice
+    (`InvalidInput`). An empty body would silently empty the set and fail every later task on
+    it: removing a set takes an explicit DELETE."""
+    if not judgments:
+        raise InvalidInput(
+            "A judged set needs at least one judgment; to remove the set, DELETE "
+            "/judgments/{set_id}.",
+            "judgments",
+        )
     check_judgment_count(len(judgments), settings)
     seen: set[tuple[str, str]] = set()
     for index, judgment in enumerate(judgments):
