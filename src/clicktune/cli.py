@@ -6,7 +6,7 @@ import json
 import os
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -76,13 +76,53 @@ def _refuse_anonymous_exposure(settings: Settings, *, mlflow_ui: bool) -> None:
         raise typer.Exit(2)
 
 
+def _refuse_unusable_stores(settings: Settings) -> None:
+    """The data dir, the database and the MLflow store, checked before anything starts: a
+    problem is one line and exit 2, not a traceback or a silent minute in MLflow's retries."""
+    from clicktune.store.engine import check_database, make_engine, read_transaction
+    from clicktune.tracking.client import tracking_health
+
+    try:
+        settings.ensure_data_dir()
+        probe = settings.data_dir / ".write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _refuse(f"the data dir {settings.data_dir} cannot be written ({exc.strerror or exc}).")
+    database = redact_url(settings.effective_database_url)
+    try:
+        url = settings.effective_database_url
+        timeout = {} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 5}}
+        engine = make_engine(url, **timeout)
+        try:
+            with read_transaction(engine) as conn:
+                check_database(conn)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        _refuse(f"the database {database} does not answer ({_first_line(exc)}).")
+    tracking = tracking_health(settings)
+    if tracking["status"] == "error":
+        uri = redact_url(settings.effective_mlflow_tracking_uri)
+        _refuse(f"the MLflow store {uri} does not answer ({_first_line(tracking['message'])}).")
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return (text.splitlines() or [type(error).__name__])[0][:300]
+
+
+def _refuse(problem: str) -> NoReturn:
+    typer.echo(f"Refusing to start: {problem}", err=True)
+    raise typer.Exit(2)
+
+
 def _refuse_host_local_models(settings: Settings) -> None:
     """A database shared between hosts with models kept on one host's disk would leave the
     other hosts without the models: refused at start, with what to set instead."""
     problem = settings.host_local_models()
     if problem is not None:
-        typer.echo(f"Refusing to start: {problem}", err=True)
-        raise typer.Exit(2)
+        _refuse(problem)
 
 
 @app.command()
@@ -99,6 +139,7 @@ def api(
     settings = _setup()
     _refuse_anonymous_exposure(settings, mlflow_ui=False)
     _refuse_host_local_models(settings)
+    _refuse_unusable_stores(settings)
     from clicktune.api.app import serve_api
 
     serve_api(settings)
@@ -115,6 +156,7 @@ def worker(
     _set_options(device=device)
     settings = _setup()
     _refuse_host_local_models(settings)
+    _refuse_unusable_stores(settings)
     from clicktune.worker.loop import run_worker
 
     run_worker(settings)
@@ -127,9 +169,10 @@ def up() -> None:
     from clicktune.tracking.client import ensure_tracking_store
 
     settings = _setup()
+    _refuse_host_local_models(settings)
+    _refuse_unusable_stores(settings)
     children = up_children(settings)
     _refuse_anonymous_exposure(settings, mlflow_ui=any(c.name == "mlflow" for c in children))
-    _refuse_host_local_models(settings)
     ensure_tracking_store(settings)  # before the children that open it
     raise typer.Exit(supervise(children))
 
