@@ -50,8 +50,23 @@ def _set_options(**options: object) -> None:
             os.environ[f"CLICKTUNE_{name.upper()}"] = str(value)
 
 
+def _settings() -> Settings:
+    """The settings, or one line per bad `CLICKTUNE_*` variable and exit 2: never the value
+    given (CLICKTUNE_API_KEYS holds keys)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "CLICKTUNE_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"Refusing to start: {name}: {message}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _setup() -> Settings:
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings.log_level, settings.log_json, settings.secrets)
     return settings
 
@@ -421,7 +436,7 @@ def demo(
 @app.command()
 def config() -> None:
     """Print the effective settings (environment variables applied) as JSON, secrets hidden."""
-    settings = get_settings()
+    settings = _settings()
     values = {name: getattr(settings, name) for name in type(settings).model_fields}
     values["database_url"] = redact_url(settings.effective_database_url)
     values["mlflow_tracking_uri"] = redact_url(settings.effective_mlflow_tracking_uri)

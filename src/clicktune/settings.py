@@ -236,17 +236,33 @@ REMOTE_TRACKING_SCHEMES = frozenset({"http", "https", "databricks"})
 """Tracking URIs that name a server every host reaches (models travel through it)."""
 
 
+MIN_API_KEY_CHARS = 16
+
+
 def parse_api_keys(value: str) -> dict[str, ApiRole]:
     """`admin:k1,ingest:k2` as `{k1: admin, k2: ingest}`. Errors name the entry by position,
     never its text (it holds a key)."""
     roles: dict[str, ApiRole] = {}
+    positions: dict[str, int] = {}
     for position, entry in enumerate(value.split(","), start=1):
         role, _, key = entry.strip().partition(":")
-        if role not in get_args(ApiRole) or not key.strip():
+        key = key.strip()
+        if role not in get_args(ApiRole) or not key:
             raise ValueError(
                 f"CLICKTUNE_API_KEYS entry {position} is not `role:key` with role admin or ingest"
             )
-        roles[key.strip()] = role  # type: ignore[assignment]
+        if len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                f"CLICKTUNE_API_KEYS entry {position} has a key of fewer than {MIN_API_KEY_CHARS} "
+                "characters: too easy to guess (`openssl rand -hex 24` makes a good one)"
+            )
+        if key in positions:
+            raise ValueError(
+                f"CLICKTUNE_API_KEYS entries {positions[key]} and {position} have the same key: "
+                "a key has one role"
+            )
+        positions[key] = position
+        roles[key] = role  # type: ignore[assignment]
     return roles
 
 

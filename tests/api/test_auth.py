@@ -15,8 +15,8 @@ from clicktune.api.auth import INGEST_ROUTES, OPEN_ROUTES
 from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.settings import Settings
 
-ADMIN_KEY = "adm-7f3c9a1e5b"
-INGEST_KEY = "ing-2d8e4b6f0a"
+ADMIN_KEY = "adm-7f3c9a1e5b2d4c"
+INGEST_KEY = "ing-2d8e4b6f0a1c3e"
 SESSION = {
     "session_id": "s-1",
     "search_query": "red shoes",

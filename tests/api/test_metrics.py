@@ -88,12 +88,12 @@ def test_requests_stored_clickstream_embeddings_and_tasks_are_scraped(api: TestC
 
 
 def test_metrics_need_an_admin_key_when_keys_are_set(settings: Settings) -> None:
-    keys = SecretStr("admin:adm-metrics-1, ingest:ing-metrics-1")
+    keys = SecretStr("admin:adm-metrics-0001-x, ingest:ing-metrics-0001-x")
     with TestClient(create_app(settings.model_copy(update={"api_keys": keys}))) as client:
         assert client.get("/metrics").status_code == 401
-        refused = client.get("/metrics", headers={"Authorization": "Bearer ing-metrics-1"})
+        refused = client.get("/metrics", headers={"Authorization": "Bearer ing-metrics-0001-x"})
         assert refused.status_code == 403
-        metrics = scrape(client, Authorization="Bearer adm-metrics-1")
+        metrics = scrape(client, Authorization="Bearer adm-metrics-0001-x")
         unrouted = (("method", "GET"), ("route", "unrouted"))
         assert metrics[("clicktune_http_requests_total", (*unrouted, ("status", "401")))] == 1
         assert metrics[("clicktune_http_requests_total", (*unrouted, ("status", "403")))] == 1

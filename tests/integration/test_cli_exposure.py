@@ -10,7 +10,7 @@ from pathlib import Path
 
 CLICKTUNE = str(Path(sys.executable).parent / "clicktune")
 PASSWORD = "pw-Hq72-x"
-KEY = "adm-Zt31-k"
+KEY = "adm-Zt31-k8Lm4-vy"
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -53,3 +53,14 @@ def test_stores_that_cannot_serve_are_one_line(command: str, tmp_path: Path) -> 
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
         assert "pa55word" not in result.stderr + result.stdout
         assert time.monotonic() - started < 30
+
+
+def test_a_bad_setting_is_one_line_without_its_value(tmp_path: Path) -> None:
+    keys = "admin:0123456789abcdef-secret,bogus"
+    for command in ("config", "api"):
+        result = start(command, tmp_path, api_keys=keys)
+        assert result.returncode == 2
+        assert result.stderr == (
+            "Refusing to start: CLICKTUNE_API_KEYS: CLICKTUNE_API_KEYS entry 2 is not "
+            "`role:key` with role admin or ingest\n"
+        )

@@ -175,7 +175,7 @@ def test_a_child_that_keeps_dying_stops_the_service(tmp_path: Path) -> None:
 def test_no_key_or_password_on_a_command_line_in_health_or_logs(
     tmp_path: Path, postgres_admin: Engine
 ) -> None:
-    password, key = "pw-Vb62-q", "adm-Rk40-z"
+    password, key = "pw-Vb62-q", "adm-Rk40-z7Qp2-wx"
     databases = [make_postgres_database(postgres_admin) for _ in range(2)]
     store, tracking = (make_url(url).set(password=password) for url in databases)
     service = Service(

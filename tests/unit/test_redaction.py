@@ -20,13 +20,22 @@ def test_urls_lose_their_password_and_keep_the_rest() -> None:
 
 def test_settings_know_their_secrets() -> None:
     settings = Settings(
-        api_keys=SecretStr("admin:adm-key-1,ingest:ing-key-2"),
+        api_keys=SecretStr("admin:adm-key-1-abcdefgh,ingest:ing-key-2-abcdefgh"),
         database_url="postgresql://ct:s3cr%40t@db/ct",
         mlflow_tracking_uri="postgresql://ml:pw-ml-9@db/ml",
     )
-    assert set(settings.secrets) == {"adm-key-1", "ing-key-2", "s3cr%40t", "s3cr@t", "pw-ml-9"}
-    assert settings.client_api_key == "adm-key-1"
-    assert redact("failed for s3cr@t at adm-key-1", settings.secrets) == "failed for *** at ***"
+    assert set(settings.secrets) == {
+        "adm-key-1-abcdefgh",
+        "ing-key-2-abcdefgh",
+        "s3cr%40t",
+        "s3cr@t",
+        "pw-ml-9",
+    }
+    assert settings.client_api_key == "adm-key-1-abcdefgh"
+    assert (
+        redact("failed for s3cr@t at adm-key-1-abcdefgh", settings.secrets)
+        == "failed for *** at ***"
+    )
 
 
 def test_log_lines_never_show_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
