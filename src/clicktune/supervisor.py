@@ -34,11 +34,21 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One supervised process: a name for the logs, its command line, extra environment."""
+    """One supervised process: a name for the logs, its command line, extra environment, and
+    the prefixes of this process's variables it must not inherit (secrets it has no use for)."""
 
     name: str
     command: list[str]
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    withheld: tuple[str, ...] = ()
+
+    def environment(self) -> dict[str, str]:
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(self.withheld)
+        }
+        return {**inherited, **self.env}
 
 
 @dataclass(frozen=True)
@@ -61,18 +71,20 @@ def up_children(settings: Settings) -> list[ChildSpec]:
     """What `clicktune up` runs: the API, one worker and, for a local store, the MLflow UI.
 
     The children inherit this process's environment, so they read the same `CLICKTUNE_*`
-    settings; a child's own configuration travels in its `env`, never on its command line.
+    settings, but for what they do not need: the worker serves nothing and gets no API keys;
+    the MLflow UI gets none of the `CLICKTUNE_*` variables (its store comes in its own `env`).
+    A child's own configuration travels in its `env`, never on its command line.
     """
     from clicktune.tracking.client import is_remote
     from clicktune.tracking.server import mlflow_ui_command
 
     children = [
         ChildSpec("api", clicktune_command("api")),
-        ChildSpec("worker", clicktune_command("worker")),
+        ChildSpec("worker", clicktune_command("worker"), withheld=("CLICKTUNE_API_KEY",)),
     ]
     if not is_remote(settings.effective_mlflow_tracking_uri):
         command, env = mlflow_ui_command(settings)
-        children.append(ChildSpec("mlflow", command, env=env))
+        children.append(ChildSpec("mlflow", command, env=env, withheld=("CLICKTUNE_",)))
     return children
 
 
@@ -86,7 +98,7 @@ class _Child:
     def start(self) -> None:
         self.process = subprocess.Popen(
             self.spec.command,
-            env={**os.environ, **self.spec.env},
+            env=self.spec.environment(),
             start_new_session=True,
             preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
         )

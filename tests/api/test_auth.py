@@ -121,3 +121,36 @@ def test_malformed_keys_are_refused_without_showing_them() -> None:
         Settings(api_keys=SecretStr(f"admin:{ADMIN_KEY},owner:{INGEST_KEY}"))
     assert "entry 2" in str(refused.value)
     assert ADMIN_KEY not in str(refused.value) and INGEST_KEY not in str(refused.value)
+
+
+def test_failed_key_attempts_are_throttled_per_address(
+    keyed: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clicktune.api import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    for attempt in range(auth.MAX_FAILURES):
+        guess = keyed.get("/api/v1/clickstream/batches", headers=bearer(f"guess-{attempt}"))
+        assert_refused(guess, 401, "unauthorized")
+    for headers in (bearer("one-more-guess"), bearer(ADMIN_KEY)):  # a right guess is not told
+        throttled = keyed.get("/api/v1/clickstream/batches", headers=headers)
+        assert throttled.status_code == 429
+        assert throttled.json()["error"]["code"] == "too_many_failed_attempts"
+        assert 0 < int(throttled.headers["Retry-After"]) <= auth.FAILURE_WINDOW_S + 1
+    assert keyed.get("/api/v1/ping").status_code == 200  # open routes stay open
+    clock[0] += auth.FAILURE_WINDOW_S + 1
+    assert keyed.get("/api/v1/clickstream/batches", headers=bearer(ADMIN_KEY)).status_code == 200
+
+
+def test_the_api_description_needs_a_key_when_keys_are_set(keyed: TestClient) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert_refused(keyed.get(path), 401, "unauthorized")
+        for key in (ADMIN_KEY, INGEST_KEY):
+            assert keyed.get(path, headers=bearer(key)).status_code == 200
+    schema = keyed.get("/openapi.json", headers=bearer(INGEST_KEY)).json()
+    assert "/api/v1/clickstream/session" in schema["paths"]
+
+
+def test_the_api_description_is_open_without_keys(client: TestClient) -> None:
+    assert client.get("/openapi.json").status_code == 200

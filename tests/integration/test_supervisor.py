@@ -190,6 +190,10 @@ def test_no_key_or_password_on_a_command_line_in_health_or_logs(
         wait_for(service.mlflow_ui_answers, timeout_s=120, what="the MLflow UI")
         health = httpx.get(f"{service.url}/health", headers=service.auth).text
         command_lines = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in service.descendants()]
+        environments = {
+            Path(f"/proc/{pid}/cmdline").read_bytes(): Path(f"/proc/{pid}/environ").read_bytes()
+            for pid in service.descendants()
+        }
     finally:
         service.stop()
         for url in databases:
@@ -198,6 +202,12 @@ def test_no_key_or_password_on_a_command_line_in_health_or_logs(
     shown = b"\n".join([health.encode(), *command_lines, service.log_path.read_bytes()])
     assert len(command_lines) >= 4
     assert password.encode() not in shown and key.encode() not in shown
+    # Children get only what they need: the worker no API key, the MLflow UI no CLICKTUNE_*.
+    workers = [env for line, env in environments.items() if b"\x00worker" in line]
+    uis = [env for line, env in environments.items() if b"mlflow" in line and b"server" in line]
+    assert workers and uis
+    assert all(key.encode() not in env for env in workers + uis)
+    assert all(b"CLICKTUNE_" not in env for env in uis)
 
 
 def test_the_api_and_worker_do_not_outlive_a_killed_up(service: Service) -> None:

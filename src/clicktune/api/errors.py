@@ -33,6 +33,7 @@ ERROR_STATUS: dict[str | type[ClicktuneError], int] = {
     "invalid_path": 400,
     "unauthorized": 401,
     "forbidden": 403,
+    "too_many_failed_attempts": 429,
     "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
@@ -102,6 +103,16 @@ class Unauthorized(ClicktuneError):
 
 class Forbidden(ClicktuneError):
     code = "forbidden"
+
+
+class TooManyFailedAttempts(ClicktuneError):
+    code = "too_many_failed_attempts"
+
+    def __init__(self, window_s: float) -> None:
+        super().__init__(
+            f"Too many requests with an unknown API key from this address within "
+            f"{window_s:g} s; wait as Retry-After says."
+        )
 
 
 class PayloadTooLarge(ClicktuneError):
