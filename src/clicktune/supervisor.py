@@ -44,9 +44,7 @@ class ChildSpec:
 
     def environment(self) -> dict[str, str]:
         inherited = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(self.withheld)
+            name: value for name, value in os.environ.items() if not name.startswith(self.withheld)
         }
         return {**inherited, **self.env}
 
