@@ -7,7 +7,6 @@ with its code's status. A code missing from the table is a bug, answered 500.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +20,7 @@ from starlette.types import Send
 
 from clicktune.errors import ClicktuneError, DatabaseUnavailable
 from clicktune.ingest.validation import invalid_input
+from clicktune.jsontext import json_bytes
 from clicktune.logs import get_logger
 from clicktune.store.clickstream import NothingToRelease
 
@@ -170,7 +170,7 @@ def error_response(error: ClicktuneError, headers: dict[str, str] | None = None)
 
 async def send_error(send: Send, error: ClicktuneError) -> None:
     """Answer with `error` from an ASGI middleware, before any route (the connection closes)."""
-    body = json.dumps(error_body(error)).encode()
+    body = json_bytes(error_body(error))
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
