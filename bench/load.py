@@ -9,9 +9,17 @@ fine-tuning task on a released batch, cancel a task, list batches, get a task. C
 and embeddings carry the `ingest` key, everything else the `admin` key.
 
 Retries: a transport error or timeout resends the very same request (same session_id, event_id,
-release_id, idempotency key), which the contract makes safe; besides, `--resend` of the answered
-writes are sent a second time on purpose, as a client whose answer was lost would, and the answer
-is checked (the stored session, events as duplicates, the same batch, the replayed task).
+release_id, idempotency key), which the contract makes safe; so does a 429 or 503 answer, after
+Retry-After (else a short doubling backoff), as the bundled client does. Besides, `--resend` of the
+answered writes are sent a second time on purpose, as a client whose answer was lost would, and
+the answer is checked (the stored session, events as duplicates, the same batch, the replayed task).
+
+Database outage (`--outage-s N`, PostgreSQL only): the API reaches PostgreSQL through a
+`TcpForwarder`, cut at `--outage-at` of the run (new connections refused, live ones dropped) and
+restored N seconds later, while the clients keep sending. A request sent before the restore and
+answered after the cut may be answered `503 unavailable`: expected, counted on its own, not as a
+5xx; the clients resend it until it is stored. Reported: those 503s, the resends after each
+status, and the longest a request caught in the outage waited for its 2xx.
 
 At the end every session and event the server acknowledged (2xx) is looked up in the database:
 lost (acked, not stored), duplicated (stored more than once) and stored but never acknowledged (an
@@ -20,10 +28,11 @@ and the acked tasks. The API process's RSS is sampled every 5 s: after a warm-up
 embeddings request loads a model), its maximum, and at the end.
 
 Goals (docs/benchmarks.md §3): zero 5xx, zero lost or duplicated sessions/events, API memory flat
-(RSS at the end at most 1.10 times the RSS after the warm-up).
+(RSS at the end at most 1.10 times the RSS after the warm-up); through a 30 s PostgreSQL outage,
+zero acknowledged sessions or events lost or duplicated and no 5xx but the outage's 503.
 
     python bench/load.py [--databases sqlite postgresql] [--seconds 600] [--clients 16]
-                         [--no-record]
+                         [--outage-s 30 [--outage-at 0.33]] [--no-record]
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,8 +57,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
+from clicktune.client import LONGEST_WAIT_S, RETRY_STATUSES
 from clicktune.ids import new_id
+from clicktune.simulate.outage import TcpForwarder
 from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.store.engine import make_engine, read_transaction
 from clicktune.store.tables import batches, events, sessions, tasks
@@ -65,6 +77,11 @@ allocator fragmentation and the database driver's caches; a leak of even 1 KiB p
 (tens of thousands of requests a minute) passes 10 % well within 10 minutes."""
 REQUEST_TIMEOUT_S = 60.0
 RETRIES = 5
+BACKOFF_S = 0.5
+"""The first wait after a 429/503 without Retry-After, doubling (the bundled client's default)."""
+RECOVERY_S = 60.0
+"""How long after an outage's end a request answered 429/503 is still resent: a request refused
+for longer than the outage and this gives up (the API did not recover)."""
 QUERIES = ["running shoes", "navy tote", "rain jacket", "trail socks", "wool hat", "desk lamp"]
 EVENT_TYPES = ["click", "click", "click", "view", "add_to_cart"]
 TEXTS = ["running shoes for wet trails", "a navy canvas tote", "warm wool hat", "lamp"]
@@ -122,6 +139,16 @@ class Ledger:
     tasks_acked: dict[str, str] = field(default_factory=dict)  # idempotency key -> task id
     released: list[str] = field(default_factory=list)  # batch ids
     task_ids: list[str] = field(default_factory=list)
+    status_retries: Counter[tuple[str, int]] = field(default_factory=Counter)  # (kind, status)
+    status_gave_up: Counter[str] = field(default_factory=Counter)  # still 429/503, not resent
+    outage_503: Counter[str] = field(default_factory=Counter)  # 503 unavailable in the outage
+    longest_wait: dict[str, tuple[float, str]] = field(default_factory=dict)  # outage: to a 2xx
+    cut_at: float | None = None  # seconds into the run, when the database connection was cut
+    restored_at: float | None = None
+
+    def in_outage(self, sent_at: float) -> bool:
+        """Whether an answer now, to a request sent at `sent_at`, may be the outage's."""
+        return self.cut_at is not None and (self.restored_at is None or sent_at < self.restored_at)
 
     def at(self) -> str:
         return f"{datetime.now(UTC):%H:%M:%S.%f}"[:-3] + f" UTC (t+{self.elapsed():.0f} s)"
@@ -130,11 +157,23 @@ class Ledger:
         return time.monotonic() - self.started
 
     def record(
-        self, kind: str, request: str, body: Any, response: httpx.Response, seconds: float
+        self,
+        kind: str,
+        request: str,
+        body: Any,
+        response: httpx.Response,
+        seconds: float,
+        sent_at: float,
     ) -> None:
         self.latencies[kind].append(seconds)
         self.statuses[kind][response.status_code] += 1
-        if response.status_code >= 500:
+        if (
+            response.status_code == 503
+            and self.in_outage(sent_at)
+            and _error_code(response) == "unavailable"
+        ):
+            self.outage_503[kind] += 1
+        elif response.status_code >= 500:
             self.server_errors.append(
                 {
                     "at": self.at(),
@@ -155,6 +194,14 @@ def _error_code(response: httpx.Response) -> str:
         return f"(not an error body: {response.text[:80]!r})"
 
 
+def retry_wait_s(response: httpx.Response, attempt: int) -> float:
+    """What the bundled client waits before resending after a 429/503: `Retry-After` (seconds)
+    when the answer gives it, else `BACKOFF_S` doubling with each attempt."""
+    given = response.headers.get("retry-after", "")
+    wait = float(given) if given.isdigit() else BACKOFF_S * 2**attempt
+    return min(wait, LONGEST_WAIT_S)
+
+
 @dataclass
 class OwnSession:
     session_id: str
@@ -173,6 +220,7 @@ class Client:
         ledger: Ledger,
         rng: random.Random,
         resend: float,
+        retry_for_s: float,
     ) -> None:
         self.number = number
         self.http = http
@@ -181,6 +229,7 @@ class Client:
         self.ledger = ledger
         self.rng = rng
         self.resend_share = resend
+        self.retry_for_s = retry_for_s
         self.sessions: list[OwnSession] = []
         self.sent = 0
 
@@ -199,23 +248,50 @@ class Client:
         resend: bool = False,
     ) -> tuple[httpx.Response | None, int]:
         """The answer (None after `RETRIES` transport errors) and how many retries it took; a
-        transport error or timeout resends the very same request."""
+        transport error or timeout resends the very same request, and so does a 429 or 503
+        answer, after `retry_wait_s`, for up to `retry_for_s` since the first send. An answer's
+        latency counts from the send it answers (from the first, after transport errors)."""
         request = f"{method} {path}"
+        recorded = kind if not resend else f"{kind} (resend)"
         started = time.perf_counter()
+        first_at = self.ledger.elapsed()
         last: Exception | None = None
-        for attempt in range(RETRIES + 1):
+        transport_errors = status_retries = 0
+        while transport_errors <= RETRIES:
+            sent_at = self.ledger.elapsed()
             try:
                 response = await self.http.request(method, path, headers=headers, json=body)
             except httpx.TransportError as exc:
                 last = exc
                 self.ledger.retries[kind] += 1
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+                await asyncio.sleep(min(0.1 * 2**transport_errors, 2.0))
+                transport_errors += 1
                 continue
-            seconds = time.perf_counter() - started
-            self.ledger.record(
-                kind if not resend else f"{kind} (resend)", request, body, response, seconds
-            )
-            return response, attempt
+            answered = time.perf_counter()
+            self.ledger.record(recorded, request, body, response, answered - started, sent_at)
+            waited = self.ledger.elapsed() - first_at
+            if response.status_code in RETRY_STATUSES:
+                if waited >= self.retry_for_s:
+                    self.ledger.status_gave_up[recorded] += 1
+                    self.ledger.anomalies.append(
+                        f"{self.ledger.at()}: {request} still answered {response.status_code} "
+                        f"after {waited:.0f} s of resends; given up"
+                    )
+                    return response, transport_errors + status_retries
+                self.ledger.status_retries[(recorded, response.status_code)] += 1
+                await asyncio.sleep(retry_wait_s(response, status_retries))
+                status_retries += 1
+                started = time.perf_counter()
+                continue
+            if response.is_success and self.ledger.in_outage(first_at):
+                longest, _ = self.ledger.longest_wait.get(recorded, (0.0, ""))
+                if waited > longest:
+                    self.ledger.longest_wait[recorded] = (
+                        waited,
+                        f"{request}, sent at t+{first_at:.1f} s, {status_retries} resends after "
+                        f"429/503, 2xx at {self.ledger.at()}",
+                    )
+            return response, transport_errors + status_retries
         self.ledger.gave_up.append(
             {
                 "kind": kind,
@@ -476,26 +552,64 @@ def memory(samples: list[tuple[float, float]], warmup_s: float) -> Memory:
 # --- one run -----------------------------------------------------------------------------------
 
 
+async def cut_database(forwarder: TcpForwarder, ledger: Ledger, at_s: float, for_s: float) -> None:
+    """The outage: the API's connection to the database cut `at_s` into the run, restored
+    `for_s` seconds later."""
+    await asyncio.sleep(at_s - ledger.elapsed())
+    forwarder.cut()
+    ledger.cut_at = ledger.elapsed()
+    print(f"  t+{ledger.cut_at:.0f} s: database connection cut for {for_s:g} s", flush=True)
+    try:
+        await asyncio.sleep(for_s)
+    finally:
+        forwarder.restore()
+        ledger.restored_at = ledger.elapsed()
+        print(f"  t+{ledger.restored_at:.0f} s: database connection restored", flush=True)
+
+
 async def load(
-    base: str, keys: dict[str, str], pid: int, args: argparse.Namespace
+    base: str,
+    keys: dict[str, str],
+    pid: int,
+    forwarder: TcpForwarder | None,
+    args: argparse.Namespace,
 ) -> tuple[Ledger, list[tuple[float, float]]]:
+    """The clients' traffic for `args.seconds`, and the outage through `forwarder` if any."""
     ledger = Ledger()
     samples: list[tuple[float, float]] = []
     done = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(pid, ledger, samples, done))
+    outage = (
+        asyncio.create_task(
+            cut_database(forwarder, ledger, args.outage_at * args.seconds, args.outage_s)
+        )
+        if forwarder is not None
+        else None
+    )
     stop_at = time.monotonic() + args.seconds
     timeout = httpx.Timeout(args.timeout)
     clients = [httpx.AsyncClient(base_url=base, timeout=timeout) for _ in range(args.clients)]
+    retry_for_s = args.outage_s + RECOVERY_S
     try:
         await asyncio.gather(
             *(
-                Client(n, http, keys, ledger, random.Random(args.seed * 1000 + n), args.resend).run(
-                    stop_at
-                )
+                Client(
+                    n,
+                    http,
+                    keys,
+                    ledger,
+                    random.Random(args.seed * 1000 + n),
+                    args.resend,
+                    retry_for_s,
+                ).run(stop_at)
                 for n, http in enumerate(clients)
             )
         )
     finally:
+        if outage is not None:
+            outage.cancel()
+            with suppress(asyncio.CancelledError):
+                await outage
         for http in clients:
             await http.aclose()
         done.set()
@@ -599,10 +713,13 @@ class Outcome:
     tasks: Tally
     log: Path
     seconds: float
+    outage_s: float
 
     @property
     def server_errors(self) -> int:
-        return sum(n for c in self.ledger.statuses.values() for s, n in c.items() if s >= 500)
+        """5xx answers, the outage's 503 `unavailable` aside."""
+        answered = sum(n for c in self.ledger.statuses.values() for s, n in c.items() if s >= 500)
+        return answered - self.ledger.outage_503.total()
 
     @property
     def unexpected_4xx(self) -> int:
@@ -630,6 +747,18 @@ def fresh_database(kind: str, admin_url: str, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def through_forwarder(url: str) -> Iterator[tuple[str, TcpForwarder]]:
+    """`url` with the port of a `TcpForwarder` to its database, forwarding until the end."""
+    parsed = make_url(url)
+    forwarder = TcpForwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
+    forwarder.restore()
+    try:
+        yield parsed.set(port=forwarder.port).render_as_string(hide_password=False), forwarder
+    finally:
+        forwarder.cut()
+
+
 def run_database(kind: str, args: argparse.Namespace) -> Outcome:
     label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     keys = {"admin": secrets.token_urlsafe(24), "ingest": secrets.token_urlsafe(24)}
@@ -638,10 +767,14 @@ def run_database(kind: str, args: argparse.Namespace) -> Outcome:
     with (
         tempfile.TemporaryDirectory(prefix="clicktune-load-") as folder,
         fresh_database(kind, args.postgres_admin_url, Path(folder)) as url,
+        through_forwarder(url) if args.outage_s else nullcontext((url, None)) as (
+            api_url,
+            forwarder,
+        ),
     ):
         env = instance_env(
             Path(folder) / "data",
-            database_url=url,
+            database_url=api_url,
             single_host="1",
             api_keys=f"admin:{keys['admin']},ingest:{keys['ingest']}",
             log_level="INFO",
@@ -650,7 +783,7 @@ def run_database(kind: str, args: argparse.Namespace) -> Outcome:
         with running("api", env, base, log=log, timeout_s=120) as process:
             check_keys(base, keys)
             started = time.monotonic()
-            ledger, samples = asyncio.run(load(base, keys, process.pid, args))
+            ledger, samples = asyncio.run(load(base, keys, process.pid, forwarder, args))
             seconds = time.monotonic() - started
             stored = count_back(url)
     inline_ids = {(s, e) for s, e in stored.events if e.startswith(f"{s}-i")}
@@ -665,6 +798,7 @@ def run_database(kind: str, args: argparse.Namespace) -> Outcome:
         tasks=tally(set(ledger.tasks_acked), stored.task_keys),
         log=log,
         seconds=seconds,
+        outage_s=args.outage_s,
     )
 
 
@@ -704,7 +838,7 @@ def request_rows(outcome: Outcome) -> list[list[str]]:
                 f"{statuses.total():,}",
                 f"{sum(n for s, n in statuses.items() if s < 300):,}",
                 codes or "0",
-                f"{sum(n for s, n in statuses.items() if s >= 500)}",
+                f"{sum(n for s, n in statuses.items() if s >= 500) - ledger.outage_503[kind]}",
                 f"{ledger.retries[kind]} / {gave_up[kind]}",
                 f"{p50:.1f} / {p99:.1f}",
             ]
@@ -732,11 +866,18 @@ def goal_rows(outcome: Outcome) -> list[list[str]]:
     m = outcome.memory
     total = sum(c.total() for c in outcome.ledger.statuses.values())
     stored_ok = outcome.sessions.ok and outcome.events.ok and not outcome.stored.bad_batches
+    server_errors = f"{outcome.server_errors}"
+    no_5xx = "0 5xx"
+    no_loss = "0 lost/duplicated"
+    if outcome.outage_s:
+        server_errors += f" (+{outcome.ledger.outage_503.total():,} 503 in the outage)"
+        no_5xx += " but the outage's 503"
+        no_loss += f" through a {outcome.outage_s:g} s database outage"
     return [
         [
             outcome.label,
             f"{total:,} in {outcome.seconds:.0f} s ({total / outcome.seconds:,.0f}/s)",
-            f"{outcome.server_errors}",
+            server_errors,
             _tally_cell(outcome.sessions),
             _tally_cell(outcome.events),
             _tally_cell(outcome.inline),
@@ -745,8 +886,8 @@ def goal_rows(outcome: Outcome) -> list[list[str]]:
             f"{m.ratio:.3f} ({m.slope_mib_min:+.1f} MiB/min)",
             "; ".join(
                 [
-                    f"0 5xx: {'met' if outcome.server_errors == 0 else 'MISSED'}",
-                    f"0 lost/duplicated: {'met' if stored_ok else 'MISSED'}",
+                    f"{no_5xx}: {'met' if outcome.server_errors == 0 else 'MISSED'}",
+                    f"{no_loss}: {'met' if stored_ok else 'MISSED'}",
                     f"RSS ≤ {RSS_GOAL_RATIO:.2f}x warm: {'met' if m.flat else 'MISSED'}",
                 ]
             ),
@@ -768,6 +909,53 @@ GOAL_HEADER = [
 ]
 
 
+def outage_rows(outcome: Outcome) -> list[list[str]]:
+    """Per kind of request touched by the outage: its 503s, the resends after 429/503, the
+    longest a request first sent before the restore and answered after the cut waited for a 2xx,
+    the requests given up; then all together."""
+    ledger = outcome.ledger
+    kinds = (
+        set(ledger.outage_503)
+        | {kind for kind, _ in ledger.status_retries}
+        | set(ledger.status_gave_up)
+        | set(ledger.longest_wait)
+    )
+
+    def row(name: str, of: set[str]) -> list[str]:
+        retries = {
+            status: sum(
+                n for (kind, s), n in ledger.status_retries.items() if kind in of and s == status
+            )
+            for status in (503, 429)
+        }
+        waits = [ledger.longest_wait[kind][0] for kind in of if kind in ledger.longest_wait]
+        return [
+            outcome.label,
+            name,
+            f"{sum(ledger.outage_503[kind] for kind in of):,}",
+            f"{retries[503]:,} / {retries[429]:,}",
+            f"{max(waits):.1f}" if waits else "-",
+            f"{sum(ledger.status_gave_up[kind] for kind in of):,}",
+        ]
+
+    def name(kind: str) -> str:
+        base_kind = kind.removesuffix(" (resend)")
+        return REQUEST_OF[base_kind] + (" (resent on purpose)" if kind != base_kind else "")
+
+    ordered = sorted(kinds, key=lambda k: (-ledger.outage_503[k], k))
+    return [row(name(kind), {kind}) for kind in ordered] + [row("all", kinds)]
+
+
+OUTAGE_HEADER = [
+    "database",
+    "request",
+    "503 `unavailable` in the outage",
+    "resends after 503 / 429",
+    "longest wait for a 2xx, s (sent before the restore, answered after the cut)",
+    f"still 429/503 after the outage + {RECOVERY_S:.0f} s (given up)",
+]
+
+
 def notes(outcome: Outcome) -> list[str]:
     ledger = outcome.ledger
     lines = []
@@ -777,6 +965,8 @@ def notes(outcome: Outcome) -> list[str]:
     )
     curve = ", ".join(f"{mib:.0f}" for mib in outcome.memory.by_minute)
     lines.append(f"{outcome.label}: API RSS MiB at each full minute, then at the end: {curve}")
+    if outcome.outage_s:
+        lines.append(outage_note(outcome))
     if outcome.inline.acked and outcome.inline.stored == 0:
         lines.append(
             f"{outcome.label}: POST /clickstream/session answered 2xx to every session sent with "
@@ -814,6 +1004,25 @@ def notes(outcome: Outcome) -> list[str]:
     if len(ledger.anomalies) > 10:
         lines.append(f"{outcome.label}: … {len(ledger.anomalies) - 10} more anomalies")
     return lines
+
+
+def outage_note(outcome: Outcome) -> str:
+    ledger = outcome.ledger
+    if ledger.cut_at is None or ledger.restored_at is None:
+        return f"{outcome.label}: OUTAGE NOT RUN (the run ended before it)"
+    longest = max(ledger.longest_wait.values(), default=None)
+    retries = Counter[int]()
+    for (_, status), n in ledger.status_retries.items():
+        retries[status] += n
+    return (
+        f"{outcome.label}: database connection cut at t+{ledger.cut_at:.1f} s, restored at "
+        f"t+{ledger.restored_at:.1f} s; {ledger.outage_503.total():,} answers 503 `unavailable` "
+        "to requests sent before the restore (expected: not counted as 5xx); resends after 503: "
+        f"{retries[503]:,}, after 429: {retries[429]:,}; longest wait for a 2xx of a request "
+        "sent before the restore: "
+        + (f"{longest[0]:.1f} s ({longest[1]})" if longest else "none")
+        + f"; other 5xx: {outcome.server_errors}"
+    )
 
 
 def server_log_errors(log: Path, limit: int = 80) -> list[str]:
@@ -856,8 +1065,34 @@ def main() -> None:
     parser.add_argument(
         "--log-dir", type=Path, default=None, help="where the API's logs go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--outage-s",
+        type=float,
+        default=0.0,
+        help="cut the API's connection to PostgreSQL for this long in the run (default 0: none)",
+    )
+    parser.add_argument(
+        "--outage-at",
+        type=float,
+        default=0.33,
+        help="when the outage starts, as a fraction of --seconds (default 0.33)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    if args.outage_s < 0:
+        parser.error("--outage-s must be 0 (no outage) or more")
+    if args.outage_s and "sqlite" in args.databases:
+        parser.error(
+            "--outage-s cuts the API's network connection to PostgreSQL; SQLite is a file in the "
+            "API's process, with no connection to cut: run it with --databases postgresql"
+        )
+    if args.outage_s and not (
+        args.outage_at > 0 and args.outage_at * args.seconds + args.outage_s < args.seconds
+    ):
+        parser.error(
+            f"--outage-at {args.outage_at:g} with --outage-s {args.outage_s:g}: the outage must "
+            f"start after the run does and end before its --seconds {args.seconds:g}"
+        )
     if args.log_dir is None:
         args.log_dir = Path(tempfile.mkdtemp(prefix="clicktune-load-logs-"))
     load_before = os.getloadavg()[0]
@@ -865,6 +1100,8 @@ def main() -> None:
 
     requests = _table(REQUEST_HEADER, [row for o in outcomes for row in request_rows(o)])
     goals = _table(GOAL_HEADER, [row for o in outcomes for row in goal_rows(o)])
+    if args.outage_s:
+        goals += ["", *_table(OUTAGE_HEADER, [row for o in outcomes for row in outage_rows(o)])]
     remarks = [line for o in outcomes for line in notes(o)]
     print("\n".join([*requests, "", *goals, "", *(f"- {line}" for line in remarks)]))
     for outcome in outcomes:
@@ -874,6 +1111,13 @@ def main() -> None:
     if args.no_record:
         return
     weights = ", ".join(f"{kind} {weight:g}" for kind, weight in WEIGHTS.items())
+    outage = (
+        f"; database outage: the API's connection to PostgreSQL (through a TCP forwarder) cut "
+        f"at {args.outage_at:g} of the run for {args.outage_s:g} s (new connections refused, "
+        "live ones dropped), then restored; 429/503 resent after Retry-After"
+        if args.outage_s
+        else ""
+    )
     append_section(
         "Load",
         [
@@ -885,7 +1129,7 @@ def main() -> None:
             f"{args.clients} clients, one connection each, no think time; weights: {weights}; "
             f"{args.resend:.0%} of answered writes resent on purpose; RSS sampled every "
             f"{RSS_INTERVAL_S:.0f} s, warm = the first sample after "
-            f"{min(WARMUP_S, args.seconds / 5):.0f} s",
+            f"{min(WARMUP_S, args.seconds / 5):.0f} s{outage}",
             "",
             *requests,
             "",

@@ -9,7 +9,6 @@ the shared server itself keeps serving the other tests.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,72 +20,18 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from clicktune.client import ClicktuneClient
+from clicktune.simulate.outage import TcpForwarder
 from clicktune.simulate.service import instance_env, local_url, running
 from tests.conftest import drop_postgres_database, make_postgres_database
 
 SESSION = {"search_query": "red shoes", "search_results": [{"object_id": "o-1"}]}
 
 
-class Forwarder:
-    """Forwards a local port to PostgreSQL until `cut`, which also drops every live connection."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self._listener is not None
-        with contextlib.suppress(OSError):  # wakes the accepting thread (close alone does not)
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self._listener = None
-        with self._lock:
-            for conn in self._open:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            with self._lock:
-                self._open |= {client, server}
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
 @pytest.fixture
-def forwarded_database(postgres_admin: Engine) -> Iterator[tuple[str, Forwarder]]:
+def forwarded_database(postgres_admin: Engine) -> Iterator[tuple[str, TcpForwarder]]:
     url = make_postgres_database(postgres_admin)
     parsed = make_url(url)
-    forwarder = Forwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
+    forwarder = TcpForwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
     forwarder.restore()
     try:
         yield parsed.set(port=forwarder.port).render_as_string(hide_password=False), forwarder
@@ -97,7 +42,7 @@ def forwarded_database(postgres_admin: Engine) -> Iterator[tuple[str, Forwarder]
 
 
 def test_a_database_outage_answers_503_and_loses_nothing(
-    tmp_path: Path, forwarded_database: tuple[str, Forwarder]
+    tmp_path: Path, forwarded_database: tuple[str, TcpForwarder]
 ) -> None:
     database_url, forwarder = forwarded_database
     env = instance_env(tmp_path / "data", database_url=database_url, single_host="1")
