@@ -47,7 +47,8 @@ def test_a_database_outage_answers_503_and_loses_nothing(
     database_url, forwarder = forwarded_database
     env = instance_env(tmp_path / "data", database_url=database_url, single_host="1")
     url = local_url(env)
-    with running("api", env, url), httpx.Client(base_url=f"{url}/api/v1") as http:
+    log = tmp_path / "api.log"
+    with running("api", env, url, log=log), httpx.Client(base_url=f"{url}/api/v1") as http:
         assert http.post(
             "/clickstream/session", json={"session_id": "before", **SESSION}
         ).is_success
@@ -71,3 +72,5 @@ def test_a_database_outage_answers_503_and_loses_nothing(
 
         batch = http.get("/clickstream/batches").json()["data"][0]
         assert batch["sessions"] == 2
+    logged = log.read_text()
+    assert "database_unavailable" in logged and "Traceback" not in logged

@@ -157,6 +157,10 @@ def error_body(error: ClicktuneError) -> dict[str, Any]:
     return {"error": error.detail()}
 
 
+DATABASE_OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
+"""What the database driver raises when the database refuses or drops connections: answered
+`503 unavailable`, never 500."""
+
 RETRY_AFTER_S = 2
 """What a 503 asks a client to wait before it retries (the bundled client honours it)."""
 
@@ -205,7 +209,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(DatabaseUnavailable())
 
-    for outage in (OperationalError, InterfaceError, PoolTimeout):
+    for outage in DATABASE_OUTAGES:
         app.add_exception_handler(outage, _database_unavailable)
 
     @app.exception_handler(ClientDisconnect)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from clicktune.api.errors import DATABASE_OUTAGES
 from clicktune.api.metrics import ApiMetrics
 from clicktune.logs import get_logger
 from clicktune.store import clickstream as store
@@ -102,6 +103,10 @@ class SessionWriter:
         try:
             with write_transaction(self._engine) as conn:
                 registered, stored = store.register_sessions(conn, lines)
+        except DATABASE_OUTAGES as exc:  # each request answers 503; one line, no traceback
+            log.warning("session_group_unavailable", sessions=len(group), error=type(exc).__name__)
+            _answer(group, [exc] * len(group))
+            return
         except Exception as exc:  # the database failed: every request of the group learns it
             log.exception("session_group_failed", sessions=len(group))
             _answer(group, [exc] * len(group))
