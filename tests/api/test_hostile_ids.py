@@ -40,3 +40,9 @@ def test_paths_with_escapes_that_are_not_utf8_are_refused(client: TestClient) ->
     assert client.get(ITEMS).json()["items"] == []
     utf8 = client.put(f"{ITEMS}/caf%C3%A9", json={"text": "x"})
     assert utf8.status_code == 200 and utf8.json()["object_id"] == "café"
+
+
+def test_a_method_a_path_does_not_have_answers_405_with_allow(client: TestClient) -> None:
+    answer = client.patch(f"{ITEMS}/p-1", json={"text": "x"})
+    assert_error(answer, 405, "method_not_allowed")
+    assert set(answer.headers["Allow"].replace(" ", "").split(",")) == {"GET", "PUT", "DELETE"}

@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import Send
 
 from clicktune.errors import ClicktuneError, DatabaseUnavailable
@@ -184,6 +185,22 @@ async def send_error(send: Send, error: ClicktuneError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method a route has for this path (the router names only the first route's, and
+    FastAPI makes a route per method)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClicktuneError)
     async def _clicktune_error(_request: Request, exc: ClicktuneError) -> JSONResponse:
@@ -194,11 +211,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(invalid_input(exc.errors(), located=True))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         content = error_body(ClicktuneError(message, code=code))
-        return JSONResponse(status_code=exc.status_code, content=content)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(status_code=exc.status_code, content=content, headers=headers)
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
