@@ -189,7 +189,22 @@ def up() -> None:
     children = up_children(settings)
     _refuse_anonymous_exposure(settings, mlflow_ui=any(c.name == "mlflow" for c in children))
     ensure_tracking_store(settings)  # before the children that open it
+    typer.echo(_serving_banner(settings, mlflow_ui=any(c.name == "mlflow" for c in children)))
     raise typer.Exit(supervise(children))
+
+
+def _serving_banner(settings: Settings, *, mlflow_ui: bool) -> str:
+    """Where everything `up` starts will answer, printed before it does."""
+    api = f"http://{settings.host}:{settings.port}"
+    lines = [
+        f"clicktune {version('clicktune')} starting (Ctrl-C stops it)",
+        f"  API          {api}/api/v1",
+        f"  API docs     {api}/docs",
+    ]
+    if mlflow_ui:
+        lines.append(f"  MLflow UI    http://{settings.mlflow_host}:{settings.mlflow_port}")
+    lines.append(f"  data         {settings.data_dir.resolve()}")
+    return "\n".join(lines)
 
 
 @app.command("import-clickstream")

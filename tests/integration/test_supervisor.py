@@ -130,6 +130,9 @@ def test_up_runs_api_worker_and_ui_and_stops_everything_on_sigterm(service: Serv
     service.worker_pid()
     wait_for(service.mlflow_ui_answers, timeout_s=90, what="the MLflow UI")
     assert httpx.get(f"{service.url}/ping").json() == {"status": "ok"}
+    printed = service.log_path.read_text()
+    assert f"API          {service.url}" in printed
+    assert f"MLflow UI    http://127.0.0.1:{service.mlflow_port}" in printed
     started = service.descendants()
     assert len(started) >= 4  # api, worker, mlflow server and its uvicorn
     service.process.send_signal(signal.SIGTERM)
