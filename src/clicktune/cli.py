@@ -450,10 +450,24 @@ def demo(
 
 @app.command()
 def config() -> None:
-    """Print the effective settings (environment variables applied) as JSON, secrets hidden."""
+    """Print the effective settings as JSON, by their `CLICKTUNE_*` variables: defaults
+    resolved (the database, the MLflow store, the public URL, the device), secrets as `***`."""
+    from pydantic import SecretStr
+
+    from clicktune.device import default_device_type
+
     settings = _settings()
-    values = {name: getattr(settings, name) for name in type(settings).model_fields}
-    values["database_url"] = redact_url(settings.effective_database_url)
-    values["mlflow_tracking_uri"] = redact_url(settings.effective_mlflow_tracking_uri)
-    values["public_url"] = settings.effective_public_url
+    values = {
+        f"CLICKTUNE_{name.upper()}": "***" if isinstance(value, SecretStr) else value
+        for name, value in ((name, getattr(settings, name)) for name in type(settings).model_fields)
+    }
+    client_key = settings.client_api_key
+    values |= {
+        "CLICKTUNE_DATA_DIR": settings.data_dir.resolve(),
+        "CLICKTUNE_DATABASE_URL": redact_url(settings.effective_database_url),
+        "CLICKTUNE_MLFLOW_TRACKING_URI": redact_url(settings.effective_mlflow_tracking_uri),
+        "CLICKTUNE_PUBLIC_URL": settings.effective_public_url,
+        "CLICKTUNE_DEVICE": settings.device or f"{default_device_type()} (the default)",
+        "CLICKTUNE_API_KEY": None if client_key is None else "***",
+    }
     typer.echo(json.dumps(values, indent=2, default=str))

@@ -35,9 +35,12 @@ def test_config_hides_keys_and_passwords(tmp_path: Path) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     config = json.loads(shown.stdout)
-    assert config["database_url"] == "postgresql+psycopg://ct:***@db:5432/ct"
-    assert config["mlflow_tracking_uri"] == "postgresql://ml:***@db:5432/ml"
-    assert config["api_keys"] == "**********"
+    assert config["CLICKTUNE_DATABASE_URL"] == "postgresql+psycopg://ct:***@db:5432/ct"
+    assert config["CLICKTUNE_MLFLOW_TRACKING_URI"] == "postgresql://ml:***@db:5432/ml"
+    assert config["CLICKTUNE_API_KEYS"] == "***"
+    assert config["CLICKTUNE_API_KEY"] == "***"  # the first admin key, as simulate sends it
+    assert config["CLICKTUNE_DEVICE"] in {"cpu (the default)", "cuda (the default)"}
+    assert config["CLICKTUNE_DATA_DIR"] == str((tmp_path / "data").resolve())
     assert PASSWORD not in shown.stdout + shown.stderr and KEY not in shown.stdout + shown.stderr
 
 
