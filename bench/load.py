@@ -57,11 +57,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
 from clicktune.client import LONGEST_WAIT_S, RETRY_STATUSES
 from clicktune.ids import new_id
-from clicktune.simulate.outage import TcpForwarder
+from clicktune.simulate.outage import TcpForwarder, through_forwarder
 from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.store.engine import make_engine, read_transaction
 from clicktune.store.tables import batches, events, sessions, tasks
@@ -745,18 +744,6 @@ def fresh_database(kind: str, admin_url: str, folder: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
-
-
-@contextmanager
-def through_forwarder(url: str) -> Iterator[tuple[str, TcpForwarder]]:
-    """`url` with the port of a `TcpForwarder` to its database, forwarding until the end."""
-    parsed = make_url(url)
-    forwarder = TcpForwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
-    forwarder.restore()
-    try:
-        yield parsed.set(port=forwarder.port).render_as_string(hide_password=False), forwarder
-    finally:
-        forwarder.cut()
 
 
 def run_database(kind: str, args: argparse.Namespace) -> Outcome:

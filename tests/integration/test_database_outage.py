@@ -8,7 +8,6 @@ the shared server itself keeps serving the other tests.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from clicktune.client import ClicktuneClient
-from clicktune.simulate.outage import TcpForwarder
+from clicktune.simulate.outage import TcpForwarder, through_forwarder
 from clicktune.simulate.service import instance_env, local_url, running
 from tests.conftest import drop_postgres_database, make_postgres_database
 
@@ -30,14 +28,10 @@ SESSION = {"search_query": "red shoes", "search_results": [{"object_id": "o-1"}]
 @pytest.fixture
 def forwarded_database(postgres_admin: Engine) -> Iterator[tuple[str, TcpForwarder]]:
     url = make_postgres_database(postgres_admin)
-    parsed = make_url(url)
-    forwarder = TcpForwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
-    forwarder.restore()
     try:
-        yield parsed.set(port=forwarder.port).render_as_string(hide_password=False), forwarder
+        with through_forwarder(url) as forwarded:
+            yield forwarded
     finally:
-        with contextlib.suppress(AssertionError):
-            forwarder.cut()
         drop_postgres_database(postgres_admin, url)
 
 

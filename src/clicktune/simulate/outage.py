@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+from sqlalchemy.engine import make_url
 
 
 class TcpForwarder:
@@ -89,3 +92,16 @@ class TcpForwarder:
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def through_forwarder(url: str) -> Iterator[tuple[str, TcpForwarder]]:
+    """`url` with the port of a restored `TcpForwarder` to its database; cut at the end."""
+    parsed = make_url(url)
+    forwarder = TcpForwarder((parsed.host or "127.0.0.1", parsed.port or 5432))
+    forwarder.restore()
+    try:
+        yield parsed.set(port=forwarder.port).render_as_string(hide_password=False), forwarder
+    finally:
+        with contextlib.suppress(AssertionError):  # already cut
+            forwarder.cut()
