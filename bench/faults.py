@@ -59,9 +59,9 @@ from clicktune.client import ClicktuneClient, ErrorResponse
 from clicktune.ids import new_id
 from clicktune.simulate.click_model import PositionBasedClickModel
 from clicktune.simulate.demo import (
-    JUDGED_QUERIES,
     QUICK_HYPERPARAMETERS,
     demo_collection,
+    judged_queries,
     judgments,
 )
 from clicktune.simulate.outage import TcpForwarder
@@ -199,6 +199,9 @@ def _is_child(name: str, command: str) -> bool:
 
 
 def _stage(task: dict[str, Any]) -> str:
+    """The stage a running task shows; an ended task's status."""
+    if task["status"] in FINISHED_STATUSES:
+        return str(task["status"])
     return (task.get("progress") or {}).get("stage") or task["status"]
 
 
@@ -435,7 +438,7 @@ def run(
         with running("up", env, url, log=log, timeout_s=300) as process:
             service = Service(process, url, env, log)
             load_items(service.client, collection)
-            service.client.put_judgments("faults", judgments(collection, train[:JUDGED_QUERIES]))
+            service.client.put_judgments("faults", judgments(collection, judged_queries(train)))
             for number in range(1, args.rounds + 1):
                 round_ = Round(number, judged=number % 2 == 0)
                 sessions = list(
@@ -503,10 +506,12 @@ def finish_round(round_: Round, final: dict[str, Any]) -> None:
         if final["status"] == "done"
         else "-"
     )
+    notes = [round_.note] if round_.note else []
     if final["status"] == "error":
-        round_.note = f"{final['error']['code']}: {final['error']['message'][:80]}"
+        notes.append(f"{final['error']['code']}: {final['error']['message'][:80]}")
     elif metrics.get("promotion_reason", "").find("changed") >= 0:
-        round_.note = "champion changed meanwhile"
+        notes.append("champion changed meanwhile")
+    round_.note = "; ".join(notes)
 
 
 def round_line(round_: Round) -> str:
@@ -529,8 +534,8 @@ def _pid_change(outage: Outage) -> str:
 def outage_table(results: list[Round]) -> list[str]:
     lines = [
         "| round | stage at the cut | cut for | worker | children `up` saw exit | task attempt "
-        "before → after | task moved on after the restore | API answers to the polls in the "
-        "outage (after the client's retries) | 503 counted by the API's `/metrics` |",
+        "before → after | task moved on after the restore | API answers to the polls sent in the "
+        "outage (each after the client's 503 retries) | 503 counted by the API's `/metrics` |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -583,6 +588,9 @@ def report(
             "task writing again (progress, an event, a claim or its end) after the restore.",
             "",
             *outage_table(results),
+            "",
+            "A poll sent in the outage is retried by the client on 503 (Retry-After): one sent "
+            "shortly before the restore is answered 200 after it.",
         ]
     recovered = [r.recovered_s for r in kills if r.recovered_s is not None]
     goals = [
