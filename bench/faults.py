@@ -6,16 +6,18 @@ over within seconds) and runs `--rounds` fine-tuning tasks of the default method
 each, on the bundled catalog's quick subset, alternately with and without a judged set (so tasks
 promote, keep, or make a challenger). In each round it puts one fault at a random moment while the
 task runs, in turn: SIGKILL of the worker, the API or the MLflow UI; with `--database postgresql`
-also a database outage, second in the rotation (worker, database, API, MLflow UI). Every third
+also a database outage, first in the rotation (database, worker, API, MLflow UI). Every third
 round it also cancels the task the moment it shows its `completing` stage.
 
 With `--database postgresql` the instance gets a fresh PostgreSQL database, reached (by the API and
 the worker alike) through a `TcpForwarder`; an outage cuts it for `--outage-s` (new connections
 refused, live ones dropped) and restores it. Recorded for each outage: the worker's pid before and
-after (survived, or restarted by `up`), the children `up` saw exit, the task's attempt before and
-after, how long after the restore the task moved on (new progress or an event), what the API
-answered the benchmark's polls during the outage (after the bundled client's 503 retries) and the
-503s its `/metrics` counted (per API process: unknown when the API restarted meanwhile).
+after (survived, or restarted by `up`), the children `up` saw exit, how long after the restore the
+worker marked itself seen in the database again (`/health`) and the task moved on (new progress
+or an event: a stage without database writes, as the baseline's evaluation, takes its time), the
+task's attempt at the cut and at its end (a new claim counts one), what the API answered the
+benchmark's polls during the outage (after the bundled client's 503 retries) and the 503s its
+`/metrics` counted (per API process: unknown when the API restarted meanwhile).
 
 Then it checks:
 
@@ -76,7 +78,7 @@ from recording import ROOT, append_section, git_commit, machine
 METHOD = "Default Fine Tuning Method"
 CHILDREN = ("worker", "api", "mlflow")
 DATABASE = "database"
-FAULTS = {"sqlite": CHILDREN, "postgresql": ("worker", DATABASE, "api", "mlflow")}
+FAULTS = {"sqlite": CHILDREN, "postgresql": (DATABASE, "worker", "api", "mlflow")}
 """The rotation of faults by database; SQLite is a file in each process: no outage to make."""
 CANCEL_EVERY = 3
 RECOVERY_TIMEOUT_S = 120.0
@@ -96,7 +98,8 @@ class Outage:
     worker_after: int | None = None
     exited: list[str] = field(default_factory=list)  # children `up` saw exit, cut to moved on
     attempt_before: int | None = None
-    attempt_after: int | None = None
+    attempt_after: int | None = None  # when the task ended
+    worker_seen_s: float | None = None  # from the restore to the worker's next mark in /health
     moved_on_s: float | None = None  # from the restore to the task's next progress or event
     moved_on_by: str = ""
     answers: Counter[str] = field(default_factory=Counter)  # to the polls during the outage
@@ -274,43 +277,51 @@ def cut_database(
             outage.answers[type(exc).__name__] += 1
     timer.join()
     outage.seconds = time.monotonic() - cut_at
-    after = moved_on(service, task_id, last_event, restored_at[0], outage)
+    after_restore(service, task_id, last_event, restored_at[0], outage)
     outage.worker_after = service.child_pid("worker")
-    outage.attempt_after = after["attempts"] if after is not None else None
     outage.exited = service.exited_children()[exited_before:]
     served_after = service.served_503()
     if service.child_pid("api") == api_before and served_before is not None:
         outage.served_503 = None if served_after is None else served_after - served_before
 
 
-def moved_on(
+def after_restore(
     service: Service, task_id: str, last_event: str | None, restored_at: float, outage: Outage
-) -> dict[str, Any] | None:
-    """Poll until the task writes again after the restore (`restored_at`, epoch seconds):
-    progress, a claim, an event, its end. The task as then seen; the last one seen (or None)
-    when it did not move within `RECOVERY_TIMEOUT_S`."""
+) -> None:
+    """Poll until the worker records itself in the database again (`/health`) and the task
+    writes again (progress, a claim, an event, its end), each timed by its own timestamp from the
+    restore (`restored_at`, epoch seconds); for at most `RECOVERY_TIMEOUT_S`."""
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S
-    task = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and None in (outage.worker_seen_s, outage.moved_on_s):
         try:
+            workers = service.client.health()["components"]["workers"]["seen"]
             task = service.client.get_task(task_id)
             page = service.client.task_events(task_id, after=last_event)["data"]
         except (httpx.HTTPError, ErrorResponse):
             time.sleep(0.2)
             continue
-        new = [e for e in page if _epoch(e["created_at"]) >= restored_at]
-        if task["status"] in FINISHED_STATUSES:
-            outage.moved_on_by = f"ended {task['status']}"
-        elif new:
-            outage.moved_on_by = f"event {new[0]['message'][:60]!r}"
-        elif _epoch(task["updated_at"]) >= restored_at:
-            outage.moved_on_by = f"progress ({_stage(task)})"
-        else:
-            time.sleep(0.2)
-            continue
-        outage.moved_on_s = time.time() - restored_at
-        return task
-    return task
+        seen = [_epoch(w["seen_at"]) for w in workers if _epoch(w["seen_at"]) >= restored_at]
+        if seen and outage.worker_seen_s is None:
+            outage.worker_seen_s = min(seen) - restored_at
+        if outage.moved_on_s is None:
+            moved = _moved(task, page, restored_at)
+            if moved is not None:
+                at, outage.moved_on_by = moved
+                outage.moved_on_s = max(at - restored_at, 0.0)
+        time.sleep(0.2)
+
+
+def _moved(
+    task: dict[str, Any], events: list[dict[str, Any]], restored_at: float
+) -> tuple[float, str] | None:
+    """When and how the task first wrote after `restored_at`; None when it has not yet."""
+    new = [e for e in events if _epoch(e["created_at"]) >= restored_at]
+    if new:
+        return _epoch(new[0]["created_at"]), f"event {new[0]['message'][:60]!r}"
+    if _epoch(task["updated_at"]) >= restored_at:
+        how = f"ended {task['status']}" if task["status"] in FINISHED_STATUSES else "progress"
+        return _epoch(task["updated_at"]), f"{how} ({_stage(task)})"
+    return None
 
 
 def _epoch(iso: str) -> float:
@@ -496,6 +507,8 @@ def run(
 
 def finish_round(round_: Round, final: dict[str, Any]) -> None:
     round_.status = final["status"]
+    if round_.outage is not None:
+        round_.outage.attempt_after = final["attempts"]
     metrics = final.get("metrics") or {}
     round_.decision = (
         "promoted"
@@ -531,28 +544,29 @@ def _pid_change(outage: Outage) -> str:
     return f"restarted by `up` (pid {outage.worker_before} → {outage.worker_after})"
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else f"**not within {RECOVERY_TIMEOUT_S:.0f} s**"
+
+
 def outage_table(results: list[Round]) -> list[str]:
     lines = [
-        "| round | stage at the cut | cut for | worker | children `up` saw exit | task attempt "
-        "before → after | task moved on after the restore | API answers to the polls sent in the "
-        "outage (each after the client's 503 retries) | 503 counted by the API's `/metrics` |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | stage at the cut | cut for | worker | children `up` saw exit | worker in the "
+        "database again after the restore | task moved on after the restore | task attempt at "
+        "the cut → at its end | API answers to the polls sent in the outage (each after the "
+        "client's 503 retries) | 503 counted by the API's `/metrics` |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         o = r.outage
         if o is None:
             continue
-        moved = (
-            f"{o.moved_on_s:.1f} s, {o.moved_on_by}"
-            if o.moved_on_s is not None
-            else f"**not within {RECOVERY_TIMEOUT_S:.0f} s**"
-        )
+        moved = _seconds(o.moved_on_s) + (f", {o.moved_on_by}" if o.moved_on_by else "")
         answers = ", ".join(f"{code} x{n}" for code, n in sorted(o.answers.items())) or "none"
         served = str(o.served_503) if o.served_503 is not None else "unknown (API restarted)"
         lines.append(
             f"| {r.number} | {r.at_stage} | {o.seconds:.1f} s | {_pid_change(o)} "
-            f"| {', '.join(o.exited) or 'none'} | {o.attempt_before} → {o.attempt_after} "
-            f"| {moved} | {answers} | {served} |"
+            f"| {', '.join(o.exited) or 'none'} | {_seconds(o.worker_seen_s)} | {moved} "
+            f"| {o.attempt_before} → {o.attempt_after} | {answers} | {served} |"
         )
     return lines
 
