@@ -66,13 +66,13 @@ from clicktune.simulate.demo import (
     judged_queries,
     judgments,
 )
-from clicktune.simulate.outage import TcpForwarder
+from clicktune.simulate.outage import TcpForwarder, through_forwarder
 from clicktune.simulate.senders import load_items, send_sessions
 from clicktune.simulate.service import instance_env, local_url, running
 from clicktune.simulate.serving import CorpusEncoding, packaged_base_model
 from clicktune.simulate.sessions import simulate_sessions
 from clicktune.status import FINISHED_STATUSES
-from load import fresh_database, through_forwarder
+from load import fresh_database
 from recording import ROOT, append_section, git_commit, machine
 
 METHOD = "Default Fine Tuning Method"
