@@ -18,8 +18,12 @@ import pytest
 from sqlalchemy import Engine
 
 from clicktune.client import ClicktuneClient
+from clicktune.settings import Settings
 from clicktune.simulate.outage import TcpForwarder, through_forwarder
 from clicktune.simulate.service import instance_env, local_url, running
+from clicktune.store.engine import make_engine, migrate
+from clicktune.tuning.plugin import TaskSpec
+from clicktune.worker.context import WorkerTaskContext
 from tests.conftest import drop_postgres_database, make_postgres_database
 
 SESSION = {"search_query": "red shoes", "search_results": [{"object_id": "o-1"}]}
@@ -68,3 +72,25 @@ def test_a_database_outage_answers_503_and_loses_nothing(
         assert batch["sessions"] == 2
     logged = log.read_text()
     assert "database_unavailable" in logged and "Traceback" not in logged
+
+
+def test_a_worker_keeps_training_through_an_outage_of_its_reports(
+    tmp_path: Path, forwarded_database: tuple[str, TcpForwarder]
+) -> None:
+    """Progress and events are reports: one the database cannot take is skipped, not the
+    training run (before, a progress write in an outage failed the run and lost its training)."""
+    database_url, forwarder = forwarded_database
+    engine = make_engine(database_url, connect_args={"connect_timeout": 3})
+    migrate(engine)
+    spec = TaskSpec(task_id="t-1", fine_tuning_method="m", batch_id="b-1")
+    context = WorkerTaskContext(spec, Settings(data_dir=tmp_path), engine, worker_id="w-1")
+    try:
+        forwarder.cut()
+        context.report_progress(stage="training", percent=40.0)
+        context.add_event("Run run-1 finished", run=1)
+        assert not context.is_canceled()
+        forwarder.restore()
+        context.report_progress(stage="training", percent=41.0)  # not this worker's task
+        assert context.is_canceled()
+    finally:
+        engine.dispose()

@@ -12,8 +12,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -24,6 +22,7 @@ from clicktune.ingest.validation import invalid_input
 from clicktune.jsontext import json_bytes
 from clicktune.logs import get_logger
 from clicktune.store.clickstream import NothingToRelease
+from clicktune.store.engine import DATABASE_OUTAGES
 
 log = get_logger(__name__)
 
@@ -157,10 +156,6 @@ def status_of(error: ClicktuneError) -> int:
 def error_body(error: ClicktuneError) -> dict[str, Any]:
     return {"error": error.detail()}
 
-
-DATABASE_OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
-"""What the database driver raises when the database refuses or drops connections: answered
-`503 unavailable`, never 500."""
 
 RETRY_AFTER_S = 2
 """What a 503 asks a client to wait before it retries (the bundled client honours it)."""

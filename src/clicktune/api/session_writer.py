@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from clicktune.api.errors import DATABASE_OUTAGES
 from clicktune.api.metrics import ApiMetrics
 from clicktune.logs import get_logger
 from clicktune.store import clickstream as store
-from clicktune.store.engine import write_transaction
+from clicktune.store.engine import DATABASE_OUTAGES, write_transaction
 
 log = get_logger(__name__)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clicktune.jsontext import json_text
 
@@ -24,6 +26,11 @@ _sqlite_write_locks: dict[str, threading.Lock] = {}
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+DATABASE_OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
+"""What the driver raises when the database refuses or drops connections (an outage, a restart):
+the API answers `503 unavailable`, a worker skips what it only reports."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -15,7 +15,7 @@ from clicktune.settings import Settings
 from clicktune.status import ACTIVE_STATUSES
 from clicktune.store import tasks as task_store
 from clicktune.store.clickstream import iter_batch_sessions
-from clicktune.store.engine import read_transaction, write_transaction
+from clicktune.store.engine import DATABASE_OUTAGES, read_transaction, write_transaction
 from clicktune.store.items import get_items, list_items
 from clicktune.store.judgments import load_judgments
 from clicktune.tuning.plugin import TaskContext, TaskSpec
@@ -130,8 +130,12 @@ class WorkerTaskContext(TaskContext):
     def report_progress(self, **progress: Any) -> None:
         if self._not_ours:
             return
-        with write_transaction(self.engine) as conn:
-            ours = task_store.set_progress(conn, self.task.task_id, self.worker_id, progress)
+        try:
+            with write_transaction(self.engine) as conn:
+                ours = task_store.set_progress(conn, self.task.task_id, self.worker_id, progress)
+        except DATABASE_OUTAGES as exc:
+            self._skipped("progress", exc)
+            return
         if not ours:
             self.mark_not_ours()
 
@@ -143,9 +147,24 @@ class WorkerTaskContext(TaskContext):
     ) -> None:
         if self._not_ours:
             return
-        with write_transaction(self.engine) as conn:
-            ours = task_store.add_worker_event(
-                conn, self.task.task_id, self.worker_id, message, level, **data
-            )
+        try:
+            with write_transaction(self.engine) as conn:
+                ours = task_store.add_worker_event(
+                    conn, self.task.task_id, self.worker_id, message, level, **data
+                )
+        except DATABASE_OUTAGES as exc:
+            self._skipped("event", exc, message=message)
+            return
         if not ours:
             self.mark_not_ours()
+
+    def _skipped(self, what: str, exc: Exception, **data: Any) -> None:
+        """A report the database could not take: the work goes on (a lost lease is the
+        heartbeat's to find; the next progress report replaces this one), the report is logged."""
+        log.warning(
+            "task_report_skipped",
+            task_id=self.task.task_id,
+            report=what,
+            error=type(exc).__name__,
+            **data,
+        )
