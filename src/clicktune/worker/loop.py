@@ -28,7 +28,13 @@ from clicktune.methods.registry import MethodRegistry, load_registry
 from clicktune.settings import Settings
 from clicktune.status import TaskStatus
 from clicktune.store import tasks as task_store
-from clicktune.store.engine import make_engine, migrate, read_transaction, write_transaction
+from clicktune.store.engine import (
+    DATABASE_OUTAGES,
+    make_engine,
+    migrate,
+    read_transaction,
+    write_transaction,
+)
 from clicktune.store.tasks import Task
 from clicktune.store.workers import record_worker
 from clicktune.timeutil import now as current_time
@@ -83,7 +89,11 @@ class Worker:
             try:
                 self.mark_seen()
                 task = self._claim()
-            except Exception:  # the database may come back: keep polling
+            except DATABASE_OUTAGES as exc:  # the database may come back: keep polling
+                self.log.warning("claim_failed", error=type(exc).__name__)
+                self._idle(max(self.settings.worker_poll_s, _RETRY_S))
+                continue
+            except Exception:
                 self.log.exception("claim_failed")
                 self._idle(max(self.settings.worker_poll_s, _RETRY_S))
                 continue
@@ -282,6 +292,11 @@ class _Heartbeat(threading.Thread):
             try:
                 ours = self.worker.renew_lease(spec.task_id)
                 self.worker.mark_seen(force=True)
+            except DATABASE_OUTAGES as exc:
+                self.worker.log.warning(
+                    "heartbeat_failed", task_id=spec.task_id, error=type(exc).__name__
+                )
+                continue
             except Exception:
                 self.worker.log.warning("heartbeat_failed", task_id=spec.task_id, exc_info=True)
                 continue
